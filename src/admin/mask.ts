@@ -1,0 +1,14 @@
+const SECRET_KEYS = /secret|token|password|privatekey|apikey|^keys$/i;
+
+/** A copy of the config with every secret replaced, for /admin/config and `gatehouse validate --print`. */
+export function maskSecrets(v: unknown, key = ''): unknown {
+  if (Array.isArray(v)) return SECRET_KEYS.test(key) ? v.map(() => '***') : v.map((x) => maskSecrets(x));
+  if (v && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) out[k] = maskSecrets(x, k);
+    return out;
+  }
+  if (typeof v === 'string' && SECRET_KEYS.test(key) && v !== '') return '***';
+  if (typeof v === 'string' && /^[a-z]+:\/\/[^/]*:[^/@]*@/i.test(v)) return v.replace(/\/\/([^/:]*):[^/@]*@/, '//$1:***@');
+  return v;
+}

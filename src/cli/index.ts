@@ -1,0 +1,110 @@
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { loadConfigFile, type LoadedConfig } from '../config/load.ts';
+import { ConfigError, formatIssue } from '../config/errors.ts';
+import { configSchema } from '../config/schema.ts';
+import { Gateway } from '../gateway.ts';
+import { describeRoutes, formatRouteTable } from '../routing/describe.ts';
+import { runDemo } from './demo.ts';
+import { COMMANDS, usage } from './help.ts';
+
+/** Exit codes: 0 ok, 1 bad config or failed start, 2 bad usage. */
+export async function main(argv: string[]): Promise<void> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') { process.stdout.write(usage()); return; }
+  const spec = COMMANDS[cmd];
+  if (!spec) return die(`unknown command "${cmd}" (try: ${Object.keys(COMMANDS).join(', ')})`, 2);
+  let args: ReturnType<typeof parseArgs>;
+  try {
+    args = parseArgs({ args: rest, options: { ...spec.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+  } catch (e) {
+    return die(`${cmd}: ${(e as Error).message}`, 2);
+  }
+  if (args.values.help) { process.stdout.write(usage(cmd)); return; }
+  const v = args.values as Record<string, string | boolean | undefined>;
+  const file = (args.positionals[0] as string | undefined) ?? (v.config as string | undefined) ?? 'gatehouse.yaml';
+
+  switch (cmd) {
+    case 'start': return start(file, v);
+    case 'demo': return runDemo({ port: v.port ? Number(v.port) : 8000, host: (v.host as string) ?? '127.0.0.1' });
+    case 'validate': {
+      const loaded = load(file, {});
+      compile(loaded);
+      for (const w of loaded.warnings) process.stderr.write(`warning: ${w}\n`);
+      if (!v.quiet) process.stdout.write(`${file}: ok (${loaded.config.routes.length} routes, ${Object.keys(loaded.config.upstreams).length} upstreams)\n`);
+      return;
+    }
+    case 'routes': {
+      const gw = compile(load(file, {}));
+      const rows = describeRoutes(gw.table);
+      process.stdout.write(v.json ? JSON.stringify(rows, null, 2) + '\n' : formatRouteTable(rows) + '\n');
+      return;
+    }
+    case 'schema':
+      process.stdout.write(JSON.stringify(z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }), null, 2) + '\n');
+      return;
+  }
+}
+
+function die(msg: string, code = 1): never {
+  process.stderr.write(`gatehouse: ${msg}\n`);
+  process.exit(code);
+}
+
+function load(file: string, overrides: Record<string, unknown>): LoadedConfig {
+  try {
+    return loadConfigFile(file, { overrides });
+  } catch (e) {
+    if (e instanceof ConfigError) die(`invalid config (${e.issues.length} problem${e.issues.length > 1 ? 's' : ''}):\n${e.issues.map((i) => '  ' + formatIssue(i)).join('\n')}`);
+    throw e;
+  }
+}
+
+/** Builds the gateway without opening sockets: every route compiles, or nothing starts. */
+function compile(loaded: LoadedConfig, quietLogs = true): Gateway {
+  try {
+    return new Gateway(loaded.config, quietLogs ? { logger: silentLogger(), defaultMetrics: false } : {});
+  } catch (e) {
+    if (e instanceof ConfigError) die(`invalid config:\n${e.issues.map((i) => '  ' + formatIssue({ file: loaded.file, ...loaded.locate(i) })).join('\n')}`);
+    throw e;
+  }
+}
+
+async function start(file: string, v: Record<string, string | boolean | undefined>): Promise<void> {
+  const overrides: Record<string, unknown> = {};
+  if (v.listen) overrides['server.listen'] = v.listen;
+  if (v.port) {
+    const loaded = load(file, {});
+    overrides['server.listen'] = `${loaded.config.server.listen.host}:${v.port}`;
+  }
+  if (v['log-level']) overrides['observability.log.level'] = v['log-level'];
+  const loaded = load(file, overrides);
+  const gw = compile(loaded, false);
+  for (const w of loaded.warnings) gw.logger.warn(w);
+  try {
+    const { port, adminPort } = await gw.listen();
+    gw.logger.info({ port, adminPort, routes: loaded.config.routes.length, environment: loaded.config.server.environment }, `gatehouse listening on ${loaded.config.server.listen.host}:${port}`);
+  } catch (e) {
+    await gw.close().catch(() => {});
+    die(`cannot listen: ${(e as Error).message}`);
+  }
+  handleSignals(gw);
+}
+
+export function handleSignals(gw: Gateway, extra?: () => Promise<void>): void {
+  let stopping = false;
+  const stop = (sig: string) => {
+    if (stopping) { gw.logger.warn(`${sig} again: exiting now`); process.exit(1); }
+    stopping = true;
+    gw.logger.info({ signal: sig, graceMs: gw.config.server.shutdownGrace }, 'draining');
+    gw.drain().then(() => extra?.()).then(() => { gw.logger.info('stopped'); gw.logger.flush?.(); setTimeout(() => process.exit(0), 20); }, () => process.exit(1));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+function silentLogger() {
+  return pinoSilent;
+}
+import { pino } from 'pino';
+const pinoSilent = pino({ level: 'silent' });

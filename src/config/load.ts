@@ -1,0 +1,164 @@
+import { readFileSync } from 'node:fs';
+import { LineCounter, parseDocument, isMap, isPair, isScalar, isSeq, visit, Scalar, type Document, type Node } from 'yaml';
+import { configSchema, type Config } from './schema.ts';
+import { interpolate } from './interpolate.ts';
+import { ConfigError, formatPath, type ConfigIssue } from './errors.ts';
+import { checkReferences } from './check.ts';
+
+/** `GATEHOUSE_*` variables that override server settings (precedence: defaults → file → env → CLI flags). */
+const ENV_OVERRIDES: Record<string, { path: string[]; list?: boolean }> = {
+  GATEHOUSE_LISTEN: { path: ['server', 'listen'] },
+  GATEHOUSE_ENVIRONMENT: { path: ['server', 'environment'] },
+  GATEHOUSE_TRUSTED_PROXIES: { path: ['server', 'trustedProxies'], list: true },
+  GATEHOUSE_MAX_BODY_SIZE: { path: ['server', 'limits', 'maxBodySize'] },
+  GATEHOUSE_SHUTDOWN_GRACE: { path: ['server', 'shutdownGrace'] },
+  GATEHOUSE_LOG_LEVEL: { path: ['observability', 'log', 'level'] },
+  GATEHOUSE_LOG_FORMAT: { path: ['observability', 'log', 'format'] },
+  GATEHOUSE_ADMIN_LISTEN: { path: ['admin', 'listen'] },
+  GATEHOUSE_ADMIN_TOKEN: { path: ['admin', 'token'] },
+  GATEHOUSE_STATE_STORE: { path: ['state', 'store'] },
+  GATEHOUSE_REDIS_URL: { path: ['state', 'redis', 'url'] },
+};
+export const ENV_OVERRIDE_NAMES = Object.keys(ENV_OVERRIDES);
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+  /** CLI flags, applied last: dotted path → value. */
+  overrides?: Record<string, unknown>;
+}
+
+export interface LoadedConfig {
+  config: Config;
+  warnings: string[];
+  file: string;
+  /** Adds file:line:col to issues found after loading (route compilation) from their dotted key path. */
+  locate(issue: ConfigIssue): ConfigIssue;
+}
+
+export function loadConfigFile(file: string, opts: LoadOptions = {}): LoadedConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError([{ file, path: '', message: `cannot read config: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` }]);
+  }
+  return loadConfigText(text, file, opts);
+}
+
+export function loadConfigText(text: string, file = 'gatehouse.yaml', opts: LoadOptions = {}): LoadedConfig {
+  const env = opts.env ?? process.env;
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const at = (offset: number | undefined) => (offset === undefined ? {} : (({ line, col }) => ({ line, col }))(lines.linePos(offset)));
+
+  const issues: ConfigIssue[] = doc.errors.map((e) => ({ file, ...at(e.pos[0]), path: '', message: e.message.split('\n')[0] }));
+  if (issues.length) throw new ConfigError(issues);
+
+  interpolateDocument(doc, env, (node, path, name) =>
+    issues.push({ file, ...at(node.range?.[0]), path: formatPath(path), message: `environment variable ${name} is not set (use \${${name}:-default} for a default)` }));
+
+  const raw = (doc.toJS() ?? {}) as Record<string, unknown>;
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError([{ file, path: '', message: 'the config must be a YAML mapping (key: value)' }]);
+
+  const origin = new Map<string, string>();
+  for (const [name, { path, list }] of Object.entries(ENV_OVERRIDES)) {
+    const v = env[name];
+    if (v === undefined || v === '') continue;
+    setIn(raw, path, list ? v.split(',').map((s) => s.trim()).filter(Boolean) : coerceScalar(v));
+    origin.set(path.join('.'), `environment variable ${name}`);
+  }
+  for (const [dotted, v] of Object.entries(opts.overrides ?? {})) {
+    if (v === undefined) continue;
+    setIn(raw, dotted.split('.'), v);
+    origin.set(dotted, 'command-line flag');
+  }
+
+  const locate = (path: readonly PropertyKey[], key?: string): ConfigIssue => {
+    const dotted = path.map(String).join('.');
+    const from = origin.get(dotted);
+    if (from) return { file: from, path: formatPath(path), message: '' };
+    return { file, ...at(nodeOffset(doc, path, key)), path: formatPath(key ? [...path, key] : path), message: '' };
+  };
+
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    for (const iss of parsed.error.issues) {
+      const key = iss.code === 'unrecognized_keys' ? iss.keys[0] : undefined;
+      issues.push({ ...locate(iss.path, key), message: iss.message });
+    }
+    throw new ConfigError(issues);
+  }
+  if (issues.length) throw new ConfigError(issues);
+
+  const warnings: string[] = [];
+  for (const r of checkReferences(parsed.data)) {
+    if (r.warning) warnings.push(`${formatPath(r.path)}: ${r.message}`);
+    else issues.push({ ...locate(r.path), message: r.message });
+  }
+  if (issues.length) throw new ConfigError(issues);
+  const locateLater = (i: ConfigIssue): ConfigIssue => (i.line !== undefined ? i : { ...locate(parseDotted(i.path)), message: i.message });
+  return { config: parsed.data, warnings, file, locate: locateLater };
+}
+
+/** Replaces `${VAR}` in every string scalar, keeping plain (unquoted) scalars typed: `${PORT:-8000}` stays a number. */
+function interpolateDocument(doc: Document, env: NodeJS.ProcessEnv, onMissing: (node: Node, path: PropertyKey[], name: string) => void): void {
+  visit(doc, {
+    Scalar(_key, node, ancestors) {
+      if (typeof node.value !== 'string' || !node.value.includes('${')) return;
+      const r = interpolate(node.value, env);
+      if ('missing' in r) { onMissing(node, pathOf(ancestors, node), r.missing); return; }
+      node.value = node.type === Scalar.PLAIN ? coerceScalar(r.value) : r.value;
+    },
+  });
+}
+
+function coerceScalar(v: string): unknown {
+  if (/^-?\d+(\.\d+)?$/.test(v)) return Number(v);
+  if (v === 'true' || v === 'false') return v === 'true';
+  return v;
+}
+
+function pathOf(ancestors: readonly unknown[], node: unknown): PropertyKey[] {
+  const path: PropertyKey[] = [];
+  let child = node;
+  for (let i = ancestors.length - 1; i >= 0; i--) {
+    const a = ancestors[i];
+    if (isPair(a)) { if (a.value === child && isScalar(a.key)) path.unshift(String(a.key.value)); }
+    else if (isSeq(a)) path.unshift(a.items.indexOf(child as never));
+    child = a;
+  }
+  return path;
+}
+
+/** Offset of the node at `path` (or of `key` inside it); falls back to the nearest ancestor that exists. */
+function nodeOffset(doc: Document, path: readonly PropertyKey[], key?: string): number | undefined {
+  let node: unknown = doc.contents;
+  let offset = (doc.contents as Node | null)?.range?.[0];
+  for (const p of key === undefined ? path : [...path, key]) {
+    if (isMap(node)) {
+      const pair = node.items.find((it) => isScalar(it.key) && String(it.key.value) === String(p));
+      if (!pair) break;
+      offset = (p === key ? (pair.key as Node) : (pair.value as Node | null) ?? (pair.key as Node))?.range?.[0] ?? offset;
+      node = pair.value;
+    } else if (isSeq(node) && typeof p === 'number' && node.items[p]) {
+      node = node.items[p];
+      offset = (node as Node).range?.[0] ?? offset;
+    } else break;
+  }
+  return offset;
+}
+
+function parseDotted(p: string): PropertyKey[] {
+  const out: PropertyKey[] = [];
+  for (const m of p.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) out.push(m[2] !== undefined ? Number(m[2]) : m[1]);
+  return out;
+}
+
+function setIn(obj: Record<string, unknown>, path: string[], value: unknown): void {
+  let cur = obj;
+  for (const k of path.slice(0, -1)) {
+    if (typeof cur[k] !== 'object' || cur[k] === null) cur[k] = {};
+    cur = cur[k] as Record<string, unknown>;
+  }
+  cur[path[path.length - 1]] = value;
+}

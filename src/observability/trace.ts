@@ -1,0 +1,34 @@
+import { randomFillSync, randomUUID } from 'node:crypto';
+
+/** Random hex from a refilled pool: a request needs 8 random bytes, and one syscall per request is wasteful. */
+const pool = Buffer.allocUnsafe(4096);
+let offset = pool.length;
+function randomHex(bytes: number): string {
+  if (offset + bytes > pool.length) { randomFillSync(pool); offset = 0; }
+  const s = pool.toString('hex', offset, offset + bytes);
+  offset += bytes;
+  return s;
+}
+
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
+
+/**
+ * W3C Trace Context: continue the caller's trace with the gateway as a new parent span,
+ * or start one. Invalid or all-zero ids are treated as absent (§3.2.2.3).
+ */
+export function nextTraceparent(inbound: string | undefined): string {
+  if (inbound !== undefined) {
+    const m = TRACEPARENT.exec(inbound);
+    if (m && m[1] !== 'ff' && !/^0+$/.test(m[2]) && !/^0+$/.test(m[3]) && (m[1] !== '00' || m[5] === undefined)) {
+      return `00-${m[2]}-${randomHex(8)}-${m[4]}`;
+    }
+  }
+  return `00-${randomHex(16)}-${randomHex(8)}-01`;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:@\/+=-]{1,128}$/;
+
+/** An inbound X-Request-Id is kept when it is well-formed (so clients can correlate); otherwise a new one is made. */
+export function requestIdFrom(inbound: string | undefined): string {
+  return inbound !== undefined && REQUEST_ID.test(inbound) ? inbound : randomUUID();
+}

@@ -1,0 +1,77 @@
+import type { IncomingHttpHeaders } from 'node:http';
+
+/** Hop-by-hop (RFC 9110 §7.6.1) plus headers the gateway owns and rebuilds itself. */
+const REQUEST_DROP = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization',
+  'host', 'expect', 'forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-real-ip',
+  'x-request-id', 'traceparent',
+]);
+const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'server', 'x-powered-by']);
+/** Kept on WebSocket handshakes, where they are the point. */
+const UPGRADE_KEEP = new Set(['connection', 'upgrade']);
+
+export interface ForwardedFacts {
+  clientIp: string;
+  peer: string;
+  peerTrusted: boolean;
+  tls: boolean;
+  requestId: string;
+  traceparent: string;
+  host: string;
+}
+
+/**
+ * Headers for the upstream request. `strip` holds identity headers the gateway sets itself
+ * (X-User-Id, X-Consumer-Id, ...): inbound copies are always removed so a client cannot spoof them.
+ */
+export function upstreamRequestHeaders(h: IncomingHttpHeaders, f: ForwardedFacts, strip: ReadonlySet<string>, extra: string[] | null, upgrade: boolean): Record<string, string | string[]> {
+  const listed = connectionListed(h.connection);
+  const out: Record<string, string | string[]> = {};
+  for (const k in h) {
+    if ((REQUEST_DROP.has(k) && !(upgrade && UPGRADE_KEEP.has(k))) || strip.has(k) || (listed !== null && listed.has(k))) continue;
+    const v = h[k];
+    if (v !== undefined) out[k] = v;
+  }
+  const xff = h['x-forwarded-for'];
+  out['x-forwarded-for'] = f.peerTrusted && xff ? `${Array.isArray(xff) ? xff.join(', ') : xff}, ${f.peer}` : f.peer;
+  const proto = f.peerTrusted ? h['x-forwarded-proto'] : undefined;
+  out['x-forwarded-proto'] = typeof proto === 'string' ? proto : f.tls ? 'https' : 'http';
+  const fhost = f.peerTrusted ? h['x-forwarded-host'] : undefined;
+  out['x-forwarded-host'] = typeof fhost === 'string' ? fhost : (h.host ?? '');
+  out['x-real-ip'] = f.clientIp;
+  out['x-request-id'] = f.requestId;
+  out.traceparent = f.traceparent;
+  out.host = f.host;
+  if (extra !== null) for (let i = 0; i < extra.length; i += 2) out[extra[i].toLowerCase()] = extra[i + 1];
+  return out;
+}
+
+/** Response headers from undici's raw [name, value, ...] buffers, minus hop-by-hop and server fingerprints. */
+export function clientResponseHeaders(raw: Buffer[] | string[], upgrade: boolean): { headers: string[]; contentType: string | undefined } {
+  const out: string[] = [];
+  let listed: Set<string> | null = null;
+  let contentType: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toString('latin1');
+    const lower = name.toLowerCase();
+    const value = raw[i + 1].toString('latin1');
+    if (lower === 'connection') listed = connectionListed(value);
+    if (RESPONSE_DROP.has(lower) && !(upgrade && UPGRADE_KEEP.has(lower))) continue;
+    if (lower === 'content-type') contentType = value;
+    out.push(name, value);
+  }
+  if (listed === null) return { headers: out, contentType };
+  const kept: string[] = [];
+  for (let i = 0; i < out.length; i += 2) if (!listed.has(out[i].toLowerCase())) kept.push(out[i], out[i + 1]);
+  return { headers: kept, contentType };
+}
+
+/** Names a Connection header lists (besides keep-alive/close/upgrade tokens), which are hop-by-hop too. */
+function connectionListed(v: string | string[] | undefined): Set<string> | null {
+  if (v === undefined) return null;
+  const s = (Array.isArray(v) ? v.join(',') : v).toLowerCase();
+  if (s === 'keep-alive' || s === 'close' || s === 'upgrade') return null;
+  const set = new Set<string>();
+  for (const t of s.split(',')) { const n = t.trim(); if (n && n !== 'keep-alive' && n !== 'close' && n !== 'upgrade') set.add(n); }
+  return set.size ? set : null;
+}

@@ -1,0 +1,118 @@
+import { ServerResponse, type IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { GatewayError, toGatewayError } from '../errors.ts';
+import { RequestContext } from '../server/context.ts';
+import { normalizePath, splitTarget } from '../routing/normalize.ts';
+import { conditionsHold } from '../routing/table.ts';
+import { nextTraceparent, requestIdFrom } from '../observability/trace.ts';
+import { peerAddress } from '../server/client-ip.ts';
+import { upstreamRequestHeaders, clientResponseHeaders } from './headers.ts';
+import { upstreamError } from './errors.ts';
+import type { HandlerRuntime } from '../server/handler.ts';
+import type { Step } from '../policies/types.ts';
+
+/**
+ * WebSocket upgrades: the route's steps run first (auth happens before the tunnel opens),
+ * then the upgrade goes to a target through its pool and the two sockets are piped both ways.
+ * Frames (close frames included) pass through untouched.
+ */
+export function createUpgradeHandler(rt: HandlerRuntime, tunnels: Set<Duplex>) {
+  return function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    // A ServerResponse bound to the socket lets errors render exactly like on the request path.
+    const res = new ServerResponse(req);
+    res.assignSocket(socket as never);
+    res.shouldKeepAlive = false;
+    const ctx = new RequestContext(req, res, performance.now());
+    ctx.requestId = requestIdFrom(req.headers['x-request-id'] as string | undefined);
+    ctx.traceparent = nextTraceparent(req.headers.traceparent as string | undefined);
+    const fail = (e: unknown) => { rt.fail(ctx, toGatewayError(e)); res.once('finish', () => socket.end()); };
+
+    if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return fail(new GatewayError('bad_request', 'Only WebSocket upgrades are supported.'));
+    const { path: rawPath, query } = splitTarget(req.url ?? '');
+    const path = normalizePath(rawPath);
+    if (path === null) return fail(new GatewayError('bad_path', 'The request path is malformed.'));
+    ctx.path = path;
+    ctx.query = query;
+    const m = rt.table.match('GET', path);
+    if (m.kind !== 'found') return fail(new GatewayError('not_found', `No WebSocket route matches ${path}.`));
+    const q = query !== null ? new URLSearchParams(query) : null;
+    const route = m.candidates.find((c) => c.websocket && conditionsHold(c, req.headers, q));
+    if (!route) return fail(new GatewayError('not_found', `No WebSocket route matches ${path}.`));
+    ctx.route = route;
+    ctx.params = m.params;
+    ctx.clientIp = rt.trusted.clientIp(peerAddress(req.socket.remoteAddress), req.headers['x-forwarded-for'] as string | undefined);
+
+    runAll(ctx, route.steps).then(() => tunnel(rt, ctx, socket, head, tunnels), fail);
+  };
+}
+
+async function runAll(ctx: RequestContext, steps: readonly Step[]): Promise<void> {
+  for (const s of steps) await s(ctx);
+}
+
+function tunnel(rt: HandlerRuntime, ctx: RequestContext, socket: Duplex, head: Buffer, tunnels: Set<Duplex>): void {
+  const route = ctx.route!;
+  const target = route.upstream.pick();
+  if (target === null) { rt.fail(ctx, new GatewayError('upstream_unavailable', 'No healthy instance of the upstream service is available.', { headers: { 'retry-after': '5' } })); return; }
+  let path = route.rewrite === null ? ctx.path : route.rewrite(ctx.path, ctx.params);
+  path = target.basePath + path + (ctx.query !== null ? '?' + ctx.query : '');
+  const headers = upstreamRequestHeaders(ctx.req.headers, {
+    clientIp: ctx.clientIp, peer: rt.peer(ctx.req), peerTrusted: rt.peerTrusted(ctx.req), tls: rt.tls,
+    requestId: ctx.requestId, traceparent: ctx.traceparent, host: route.preserveHost && ctx.req.headers.host ? ctx.req.headers.host : target.host,
+  }, rt.identityHeaders, ctx.upstreamHeaders, true);
+  delete headers.connection;
+  delete headers.upgrade;
+  ctx.target = target.origin;
+  ctx.upstreamStart = performance.now();
+  let abort: ((e?: Error) => void) | null = null;
+  const onClientGone = () => abort?.();
+  socket.once('close', onClientGone);
+
+  const handler: Dispatcher.DispatchHandler = {
+    onConnect(a) { abort = a; },
+    onUpgrade(status, raw, up) {
+      socket.off('close', onClientGone);
+      ctx.upstreamMs = performance.now() - ctx.upstreamStart;
+      const { headers: h } = clientResponseHeaders(raw ?? [], true);
+      let head101 = `HTTP/1.1 ${status} Switching Protocols\r\n`;
+      for (let i = 0; i < h.length; i += 2) head101 += `${h[i]}: ${h[i + 1]}\r\n`;
+      socket.write(head101 + `x-request-id: ${ctx.requestId}\r\n\r\n`);
+      ctx.res.detachSocket(socket as never);
+      ctx.status = 101;
+      if (head.length) up.write(head);
+      tunnels.add(socket);
+      rt.metrics.inflightStreams.labels('websocket').inc();
+      const end = () => {
+        if (!tunnels.delete(socket)) return;
+        rt.metrics.inflightStreams.labels('websocket').dec();
+        up.destroy();
+        socket.destroy();
+        rt.onTunnelClosed?.(ctx);
+      };
+      up.on('error', end).on('close', end);
+      socket.on('error', end).on('close', end);
+      up.pipe(socket);
+      socket.pipe(up);
+    },
+    onHeaders(status, raw, _resume) {
+      // The upstream refused the upgrade: relay its answer and close.
+      const { headers: h } = clientResponseHeaders(raw ?? [], false);
+      h.push('x-request-id', ctx.requestId, 'connection', 'close');
+      ctx.status = status;
+      ctx.res.writeHead(status, h);
+      return true;
+    },
+    onData(chunk) { ctx.res.write(chunk); return true; },
+    onComplete() { ctx.res.end(); ctx.res.once('finish', () => socket.end()); },
+    onError(err) {
+      socket.off('close', onClientGone);
+      if (ctx.res.headersSent) { socket.destroy(); return; }
+      const e = upstreamError(err);
+      rt.fail(ctx, e);
+      ctx.res.once('finish', () => socket.end());
+    },
+  };
+  target.pool.dispatch({ path, method: 'GET', headers, upgrade: 'websocket', headersTimeout: route.timeouts.response }, handler);
+}

@@ -1,0 +1,81 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { CompiledRoute } from '../routing/table.ts';
+
+/** Who the request is, once an auth policy has decided. */
+export interface Identity {
+  kind: 'jwt' | 'apikey';
+  /** Subject (JWT `sub`) or consumer id. */
+  id: string;
+  consumer?: string;
+  plan?: string;
+  claims?: Record<string, unknown>;
+}
+
+/** Observes the upstream response as it streams (usage metering). Never buffers on the proxy's behalf. */
+export interface ResponseTap {
+  onHeaders?(status: number, contentType: string | undefined): void;
+  onData?(chunk: Buffer): void;
+  /** ok: the response completed; otherwise it failed or the client went away. */
+  onEnd(ok: boolean, status: number): void;
+}
+
+/**
+ * Per-request state, one object per request with a fixed shape (fields are declared up front
+ * so V8 keeps one hidden class). Policies read and write it; the proxy consumes it.
+ */
+export class RequestContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly start: number;
+  requestId = '';
+  traceparent = '';
+  clientIp = '';
+  /** Normalized path that was matched and will be forwarded (before rewrite). */
+  path = '';
+  /** Raw query string without "?", byte for byte; null when the target had none. */
+  query: string | null = null;
+  route: CompiledRoute | null = null;
+  params: Record<string, string | undefined> = {};
+  identity: Identity | null = null;
+  /** Extra request headers for the upstream (identity headers, ...): flat [name, value, ...]. */
+  upstreamHeaders: string[] | null = null;
+  /** Extra response headers for the client (CORS, RateLimit, ...): flat [name, value, ...]. */
+  responseHeaders: string[] | null = null;
+  /** Bytes a policy already read from the request body (a bounded peek), replayed before the rest. */
+  bodyPrefix: Buffer | null = null;
+  tap: ResponseTap | null = null;
+  /** Aborts the in-flight upstream exchange (set by the proxy once connected). */
+  abortUpstream: ((err?: Error) => void) | null = null;
+  /** The client closed its connection before the response finished. */
+  clientGone = false;
+  /** The response is an event stream (for metrics). */
+  streaming = false;
+  /** Called once when the exchange ends, whatever the outcome (quota settlement, refunds). */
+  onFinish: Array<(ctx: RequestContext) => void> | null = null;
+  // access-log facts
+  status = 0;
+  errorCode: string | undefined = undefined;
+  target: string | undefined = undefined;
+  upstreamStart = 0;
+  upstreamMs = -1;
+  bytesIn = 0;
+  bytesOut = 0;
+
+  constructor(req: IncomingMessage, res: ServerResponse, start: number) {
+    this.req = req;
+    this.res = res;
+    this.start = start;
+  }
+
+  addResponseHeader(name: string, value: string): void {
+    (this.responseHeaders ??= []).push(name, value);
+  }
+
+  addUpstreamHeader(name: string, value: string): void {
+    (this.upstreamHeaders ??= []).push(name, value);
+  }
+
+  finally(fn: (ctx: RequestContext) => void): void {
+    (this.onFinish ??= []).push(fn);
+  }
+}

@@ -1,0 +1,124 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { GatewayError, sendProblem, toGatewayError } from '../errors.ts';
+import { RequestContext } from './context.ts';
+import { normalizePath, splitTarget } from '../routing/normalize.ts';
+import { conditionsHold, type CompiledRoute, type RouteTable } from '../routing/table.ts';
+import { nextTraceparent, requestIdFrom } from '../observability/trace.ts';
+import { forward, type ProxyRuntime } from '../proxy/forward.ts';
+import type { Step } from '../policies/types.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { TrustedProxies } from './client-ip.ts';
+import { peerAddress } from './client-ip.ts';
+import { writeAccessLog } from '../observability/access-log.ts';
+
+export interface HandlerRuntime extends ProxyRuntime {
+  table: RouteTable;
+  logger: Logger;
+  accessLog: boolean;
+  trusted: TrustedProxies;
+  /** Built-in endpoints on the main listener (/healthz, /readyz); answered before routing. */
+  builtins: Map<string, (req: IncomingMessage, res: ServerResponse) => void>;
+  /** Picks among candidates whose header/query conditions hold; async when a body condition needs a peek. */
+  /** Called when a WebSocket tunnel ends (access log). */
+  onTunnelClosed?(ctx: RequestContext): void;
+  choose?(ctx: RequestContext, candidates: readonly CompiledRoute[]): CompiledRoute | null | Promise<CompiledRoute | null>;
+}
+
+/** The request path: identify, normalize, match, run the route's steps, forward. Errors end in one place. */
+export function createRequestHandler(rt: HandlerRuntime) {
+  const onClose = function (this: ServerResponse & { ctx?: RequestContext }) {
+    const ctx = this.ctx!;
+    if (!this.writableFinished) {
+      ctx.clientGone = true;
+      if (ctx.abortUpstream !== null) ctx.abortUpstream();
+    }
+    finish(rt, ctx);
+  };
+
+  return function handle(req: IncomingMessage, res: ServerResponse): void {
+    const ctx = new RequestContext(req, res, performance.now());
+    (res as ServerResponse & { ctx?: RequestContext }).ctx = ctx;
+    res.once('close', onClose);
+    ctx.requestId = requestIdFrom(req.headers['x-request-id'] as string | undefined);
+    ctx.traceparent = nextTraceparent(req.headers.traceparent as string | undefined);
+
+    const { path: rawPath, query } = splitTarget(req.url ?? '');
+    const path = normalizePath(rawPath);
+    if (path === null) return rt.fail(ctx, new GatewayError('bad_path', 'The request path is malformed (encoded "/", "\\" or NUL, or invalid percent-encoding).'));
+    ctx.path = path;
+    ctx.query = query;
+    ctx.clientIp = rt.trusted.clientIp(peerAddress(req.socket.remoteAddress), req.headers['x-forwarded-for'] as string | undefined);
+
+    const builtin = rt.builtins.get(path);
+    if (builtin !== undefined && (req.method === 'GET' || req.method === 'HEAD')) {
+      res.setHeader('x-request-id', ctx.requestId);
+      ctx.status = -1;
+      return builtin(req, res);
+    }
+
+    const m = rt.table.match(req.method ?? 'GET', path);
+    if (m.kind === 'not_found') return rt.fail(ctx, new GatewayError('not_found', `No route matches ${req.method} ${path}.`));
+    if (m.kind === 'method_not_allowed') return rt.fail(ctx, new GatewayError('method_not_allowed', `${req.method} is not allowed here.`, { headers: { allow: m.allow } }));
+    ctx.params = m.params;
+
+    let route: CompiledRoute | null = null;
+    if (rt.choose !== undefined) {
+      const r = rt.choose(ctx, m.candidates);
+      if (r instanceof Promise) { r.then((x) => proceed(rt, ctx, x), (e) => rt.fail(ctx, toGatewayError(e))); return; }
+      route = r;
+    } else {
+      const q = m.needsQuery && query !== null ? new URLSearchParams(query) : null;
+      for (const c of m.candidates) if (conditionsHold(c, req.headers, q)) { route = c; break; }
+    }
+    proceed(rt, ctx, route);
+  };
+}
+
+function proceed(rt: HandlerRuntime, ctx: RequestContext, route: CompiledRoute | null): void {
+  if (route === null) return rt.fail(ctx, new GatewayError('not_found', `No route matches ${ctx.req.method} ${ctx.path}.`));
+  ctx.route = route;
+  try {
+    const pending = runSteps(ctx, route.steps, 0);
+    if (pending !== undefined) { pending.then(() => send(rt, ctx), (e) => rt.fail(ctx, toGatewayError(e))); return; }
+    forward(ctx, rt);
+  } catch (e) {
+    rt.fail(ctx, toGatewayError(e));
+  }
+}
+
+function send(rt: HandlerRuntime, ctx: RequestContext): void {
+  if (ctx.clientGone) return;
+  try { forward(ctx, rt); } catch (e) { rt.fail(ctx, toGatewayError(e)); }
+}
+
+/** Runs steps synchronously until one needs to wait; only then does a promise exist. */
+function runSteps(ctx: RequestContext, steps: readonly Step[], from: number): Promise<void> | undefined {
+  for (let i = from; i < steps.length; i++) {
+    const r = steps[i](ctx);
+    if (r !== undefined) return r.then(() => runSteps(ctx, steps, i + 1));
+  }
+  return undefined;
+}
+
+/** Renders a GatewayError with the headers policies already queued (CORS, RateLimit) and the request id. */
+export function failWith(ctx: RequestContext, err: GatewayError, draining: boolean): void {
+  const res = ctx.res;
+  ctx.errorCode ??= err.code;
+  ctx.status = err.status;
+  if (res.headersSent || ctx.clientGone) { if (!res.writableEnded) res.destroy(); return; }
+  res.setHeader('x-request-id', ctx.requestId);
+  const extra = ctx.responseHeaders;
+  if (extra !== null) for (let i = 0; i < extra.length; i += 2) res.appendHeader(extra[i], extra[i + 1]);
+  if (draining) res.setHeader('connection', 'close');
+  sendProblem(res, err, ctx.requestId);
+  if (err.headers?.connection === 'close') res.once('finish', () => ctx.req.destroy());
+}
+
+function finish(rt: HandlerRuntime, ctx: RequestContext): void {
+  if (ctx.onFinish !== null) for (const fn of ctx.onFinish) { try { fn(ctx); } catch (e) { rt.logger.error({ err: e }, 'finish hook failed'); } }
+  if (ctx.status === -1) return; // built-in endpoints are not traffic
+  const status = ctx.clientGone && !ctx.res.writableFinished ? 499 : ctx.res.statusCode;
+  const ms = performance.now() - ctx.start;
+  rt.metrics.observeRequest(ctx.route?.name ?? 'none', ctx.req.method ?? 'GET', status === 499 ? 499 : status, ms / 1000);
+  if (rt.accessLog) writeAccessLog(rt.logger, ctx, status, ms);
+}

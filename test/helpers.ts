@@ -1,0 +1,57 @@
+import { Writable } from 'node:stream';
+import { loadConfigText } from '../src/config/load.ts';
+import { Gateway } from '../src/gateway.ts';
+import { createLogger } from '../src/observability/logger.ts';
+
+export interface TestGateway {
+  gw: Gateway;
+  /** http://127.0.0.1:PORT of the main listener. */
+  url: string;
+  port: number;
+  adminUrl: string;
+  /** Every log line written so far, parsed. */
+  logs: Array<Record<string, unknown>>;
+  /** Raw log text (to assert that secrets never appear anywhere). */
+  rawLogs(): string;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a real gateway from YAML text on ephemeral ports (main and admin), capturing logs.
+ * The YAML may omit `server.listen` / `admin.listen`; both default to 127.0.0.1:0 here.
+ */
+export async function startGateway(yaml: string, opts: { env?: NodeJS.ProcessEnv } = {}): Promise<TestGateway> {
+  const lines: string[] = [];
+  const sink = new Writable({ write(chunk, _enc, cb) { lines.push(...String(chunk).split('\n').filter(Boolean)); cb(); } });
+  const { config } = loadConfigText(yaml, 'test.yaml', { env: opts.env ?? {}, overrides: withEphemeral(yaml) });
+  const logger = createLogger({ level: config.observability.log.level === 'info' ? 'info' : config.observability.log.level, format: 'json', destination: sink });
+  const gw = new Gateway(config, { logger, defaultMetrics: false });
+  const { port, adminPort } = await gw.listen();
+  return {
+    gw,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    adminUrl: `http://127.0.0.1:${adminPort}`,
+    get logs() { return lines.map((l) => { try { return JSON.parse(l); } catch { return { raw: l }; } }); },
+    rawLogs: () => lines.join('\n'),
+    close: () => gw.close(),
+  };
+}
+
+function withEphemeral(yaml: string): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  if (!/^\s*listen:/m.test(yaml.split(/^admin:/m)[0])) o['server.listen'] = '127.0.0.1:0';
+  if (!/^admin:.*listen/ms.test(yaml)) o['admin.listen'] = '127.0.0.1:0';
+  return o;
+}
+
+/** Resolves when `fn` returns truthy, polling every 10 ms; rejects after `ms`. */
+export async function eventually<T>(fn: () => T | Promise<T>, ms = 2000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
