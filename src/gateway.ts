@@ -50,6 +50,7 @@ export class Gateway {
     const trusted = new TrustedProxies(config.server.trustedProxies);
     this.services = { config, logger: this.logger, metrics: this.metrics, trusted, identityHeaders: new Set(['x-consumer-id', 'x-user-id', 'x-user-plan', 'x-consumer-plan']), closers: [], shared: new Map() };
     this.upstreams = buildUpstreams(config);
+    for (const u of this.upstreams.values()) u.durationMetric = this.metrics.upstreamDuration.labels(u.name);
     this.table = new RouteTable({
       config,
       upstreams: this.upstreams,

@@ -7,6 +7,7 @@ import { Gateway } from '../gateway.ts';
 import { describeRoutes, formatRouteTable } from '../routing/describe.ts';
 import { runDemo } from './demo.ts';
 import { COMMANDS, usage } from './help.ts';
+import { isPrimary, runPrimary } from './workers.ts';
 
 /** Exit codes: 0 ok, 1 bad config or failed start, 2 bad usage. */
 export async function main(argv: string[]): Promise<void> {
@@ -79,6 +80,14 @@ async function start(file: string, v: Record<string, string | boolean | undefine
   }
   if (v['log-level']) overrides['observability.log.level'] = v['log-level'];
   const loaded = load(file, overrides);
+  const workers = v.workers ? Number(v.workers) : 1;
+  if (!Number.isInteger(workers) || workers < 1) die('--workers must be a positive integer', 2);
+  if (workers > 1 && isPrimary()) {
+    compile(loaded); // a bad config fails here, once, not in every worker
+    if (loaded.config.state.store === 'memory') process.stderr.write(`gatehouse: warning: state.store is memory: rate limits and quotas are per worker (${workers} workers); use state.store: redis for exact shared limits\n`);
+    runPrimary(workers, (m) => process.stderr.write(`gatehouse: ${m}\n`));
+    return;
+  }
   const gw = compile(loaded, false);
   for (const w of loaded.warnings) gw.logger.warn(w);
   try {

@@ -48,7 +48,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const ctx = this.ctx;
     const res = ctx.res;
     ctx.upstreamMs = performance.now() - ctx.upstreamStart;
-    this.rt.metrics.upstreamDuration.labels(ctx.route!.upstream.name).observe(ctx.upstreamMs / 1000);
+    ctx.route!.upstream.durationMetric.observe(ctx.upstreamMs / 1000);
     const { headers, contentType } = clientResponseHeaders(raw ?? [], false);
     headers.push('x-request-id', ctx.requestId);
     if (ctx.responseHeaders !== null) for (let i = 0; i < ctx.responseHeaders.length; i++) headers.push(ctx.responseHeaders[i]);

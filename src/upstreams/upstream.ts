@@ -43,6 +43,8 @@ export class Upstream {
   readonly name: string;
   readonly targets: Target[];
   readonly timeouts: Timeouts;
+  /** The upstream-duration histogram child, resolved once (label hashing per request is measurable). */
+  durationMetric: { observe(v: number): void } = { observe() {} };
   private rr = 0;
 
   constructor(name: string, cfg: UpstreamConfig, defaults: Timeouts) {
