@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Gatehouse with the full chain the design budgets for (JWT + rate limit + metrics + access log), on the paths
+# the harness uses. Metrics and the access log are on by default in the shared adapter's config.
+# NOT ACTIVE: this build has no JWT or rate-limit policy yet. When it does, check the YAML still validates
+# (`gatehouse validate`), then move this file to bench/proxies/ and it runs with every `npm run bench`.
+#
+# The token below is HS256 over the bench secret (iss/aud as configured, sub bench-user, exp 2100-01-01);
+# bench/run.sh makes wrk, pace.mjs and stream.mjs send it to this proxy only.
+# bench-header: Authorization: Bearer eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJwbGFuIjoicHJvIiwiaXNzIjoiaHR0cHM6Ly9iZW5jaC5nYXRlaG91c2UuaW52YWxpZC8iLCJhdWQiOiJiZW5jaCIsInN1YiI6ImJlbmNoLXVzZXIiLCJpYXQiOjE3NjQwMDAwMDAsImV4cCI6NDEwMjQ0NDgwMH0.6Eu2PkFFsmglsY_9QJiNlja9EnWt0muGrSQBbKw-6Xc
+#
+# The appended YAML follows the generated route `all` (public, prefix /): `  - ` adds a second route, whose
+# static paths win over the prefix route in the router; column-0 keys add top-level sections.
+export GATEHOUSE_CONFIG_EXTRA='  - name: full
+    match: { paths: [/json, /sse, /echo-size] }
+    upstream: bench
+    auth: jwt
+    rateLimit: [ { limit: 1000000000, window: 1m, by: ip } ]
+auth:
+  jwt:
+    - name: bench
+      issuer: https://bench.gatehouse.invalid/
+      audiences: [bench]
+      secret: gh-bench-hs256-7f3c9a1e5b2d4f8a0c6e9b1d3f5a7c9e
+      algorithms: [HS256]'
+exec "$(dirname "$0")/gatehouse.sh" "$@"
