@@ -25,6 +25,7 @@ export const ERRORS = {
   upstream_unavailable: { status: 503, title: 'Upstream service unavailable' },
   circuit_open: { status: 503, title: 'Upstream service unavailable (circuit open)' },
   captcha_unavailable: { status: 503, title: 'Captcha provider unavailable' },
+  auth_unavailable: { status: 503, title: 'Authentication keys unavailable' },
   store_unavailable: { status: 503, title: 'Rate limit store unavailable' },
   draining: { status: 503, title: 'Gateway is shutting down' },
   upstream_timeout: { status: 504, title: 'Upstream service timed out' },

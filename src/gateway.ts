@@ -1,14 +1,20 @@
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
+import { randomUUID } from 'node:crypto';
 import type { Config } from './config/schema.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { Metrics } from './observability/metrics.ts';
 import { TrustedProxies, peerAddress } from './server/client-ip.ts';
 import { buildUpstreams } from './upstreams/registry.ts';
+import { servicesHealth } from './upstreams/status.ts';
+import { registerUpstreamAdmin } from './admin/upstreams.ts';
 import type { Upstream } from './upstreams/upstream.ts';
 import { RouteTable } from './routing/table.ts';
+import { createChooser } from './routing/choose.ts';
 import { compileSteps } from './policies/index.ts';
+import { createPreflightResponder } from './policies/cors.ts';
+import { compileRoutelessEdge } from './policies/routeless-edge.ts';
 import { createRequestHandler, failWith, type HandlerRuntime } from './server/handler.ts';
 import { createUpgradeHandler } from './proxy/websocket.ts';
 import { healthz, readyz, type HealthSource } from './server/health.ts';
@@ -16,6 +22,9 @@ import { createAdminServer, type AdminHandler } from './admin/server.ts';
 import { GatewayError, problemBody } from './errors.ts';
 import type { GatewayServices } from './services.ts';
 import { writeAccessLog } from './observability/access-log.ts';
+import cluster from 'node:cluster';
+import { createStore } from './state/index.ts';
+import { usageAdminRoute } from './metering/admin.ts';
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -49,7 +58,16 @@ export class Gateway {
     this.metrics = new Metrics({ defaultMetrics: opts.defaultMetrics });
     const trusted = new TrustedProxies(config.server.trustedProxies);
     this.services = { config, logger: this.logger, metrics: this.metrics, trusted, identityHeaders: new Set(['x-consumer-id', 'x-user-id', 'x-user-plan', 'x-consumer-plan']), closers: [], shared: new Map() };
-    this.upstreams = buildUpstreams(config);
+    // One state store per gateway (rate limits, quotas, usage records), shared by every route.
+    const store = createStore(config, this.logger);
+    this.services.store = store;
+    this.services.closers.push(() => store.close());
+    this.adminRoutes.set('GET /admin/usage', usageAdminRoute(store, config));
+    if (store.kind === 'memory' && cluster.isWorker && usesTrafficControl(config)) {
+      this.logger.warn('state.store is memory but this gateway runs as one of several workers: each worker counts rate limits and quotas on its own (limits are multiplied by the worker count). Use state.store: redis.');
+    }
+    this.upstreams = buildUpstreams(config, { logger: this.logger, metrics: this.metrics });
+    registerUpstreamAdmin(this.adminRoutes, this.upstreams);
     for (const u of this.upstreams.values()) u.durationMetric = this.metrics.upstreamDuration.labels(u.name);
     this.table = new RouteTable({
       config,
@@ -60,12 +78,15 @@ export class Gateway {
       startedAt: Date.now(),
       environment: config.server.environment,
       isReady: () => this.live && !this.draining,
+      // from the background checks' and traffic's cached state: never a request per /healthz
+      services: () => servicesHealth(this.upstreams),
     };
     const builtins = new Map<string, (req: IncomingMessage, res: ServerResponse) => void>([
       ['/healthz', healthz(this.health)],
       ['/readyz', readyz(this.health)],
     ]);
 
+    const routeless = compileRoutelessEdge(this.services);
     const rt: HandlerRuntime = {
       table: this.table,
       logger: this.logger,
@@ -78,7 +99,11 @@ export class Gateway {
       peer: (req) => peerAddress(req.socket.remoteAddress),
       peerTrusted: (req) => trusted.trusts(peerAddress(req.socket.remoteAddress)),
       isDraining: () => this.draining,
-      fail: (ctx, err) => failWith(ctx, err, this.draining),
+      report: (target, outcome, startedAt, final) => target.upstream.report(target, outcome, startedAt, final),
+      fail: routeless === null ? (ctx, err) => failWith(ctx, err, this.draining) : (ctx, err) => { if (ctx.route === null) routeless(ctx); failWith(ctx, err, this.draining); },
+      preflight: createPreflightResponder(this.table, this.services, (ctx, err) => failWith(ctx, err, this.draining)),
+      // content-based routing: only configs with a match.body condition get a chooser (and only those routes peek)
+      choose: this.table.routes.some((r) => r.bodyCondition !== null) ? createChooser(config.server.limits.bodyPeek) : undefined,
       onTunnelClosed: (ctx) => { if (log.accessLog) writeAccessLog(this.logger, ctx, 101, performance.now() - ctx.start); },
     };
     this.runtime = rt;
@@ -108,6 +133,8 @@ export class Gateway {
   readonly runtime: HandlerRuntime;
 
   async listen(): Promise<{ port: number; adminPort: number | null }> {
+    // Give Redis a moment to connect so the first requests do not fail open/closed needlessly.
+    if (this.services.store && !(await this.services.store.ready(2000))) this.logger.warn('state store not reachable yet; rate limits and quotas follow their onError until it is');
     const l = this.config.server.listen;
     await listenOn(this.server, l.host, l.port);
     let adminPort: number | null = null;
@@ -117,6 +144,7 @@ export class Gateway {
       adminPort = (this.admin.address() as { port: number }).port;
     }
     this.live = true;
+    for (const u of this.upstreams.values()) u.start(); // active health checks run only once the gateway serves
     return { port: (this.server.address() as { port: number }).port, adminPort };
   }
 
@@ -170,10 +198,12 @@ export class Gateway {
     const detail = code === 'headers_too_large' ? 'The request headers are larger than this gateway accepts.'
       : code === 'request_timeout' ? 'The request was not received in time.' : 'The request is not valid HTTP/1.1 (malformed or conflicting framing headers).';
     const e = new GatewayError(code, detail);
-    const body = problemBody(e, 'none');
-    s.end(`HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    // The request's own X-Request-Id is not available here (the head never parsed): a fresh one still lets the client quote it.
+    const requestId = randomUUID();
+    const body = problemBody(e, requestId);
+    s.end(`HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`);
     this.metrics.observeRequest('none', 'OTHER', e.status, 0);
-    this.logger.info({ type: 'access', status: e.status, error: code, clientIp: peerAddress(s.remoteAddress) || undefined });
+    this.logger.info({ type: 'access', requestId, status: e.status, error: code, clientIp: peerAddress(s.remoteAddress) || undefined });
   }
 }
 
@@ -182,4 +212,9 @@ function listenOn(server: Server, host: string, port: number): Promise<void> {
     server.once('error', reject);
     server.listen(port, host, () => { server.off('error', reject); resolve(); });
   });
+}
+
+/** Whether any route or plan uses rate limits or quotas (the memory-store warning only matters then). */
+function usesTrafficControl(c: Config): boolean {
+  return c.routes.some((r) => r.rateLimit?.length || r.quota) || Object.values(c.plans).some((p) => p.rateLimit.length || p.quota);
 }

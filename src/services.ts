@@ -2,6 +2,7 @@ import type { Logger } from './observability/logger.ts';
 import type { Metrics } from './observability/metrics.ts';
 import type { TrustedProxies } from './server/client-ip.ts';
 import type { Config } from './config/schema.ts';
+import type { Store } from './state/store.ts';
 
 /**
  * Long-lived things shared by all routes, built once per config load and handed to policies at compile time.
@@ -18,4 +19,6 @@ export interface GatewayServices {
   closers: Array<() => Promise<void> | void>;
   /** Open-ended slots for policy-owned shared state, keyed by policy name. */
   shared: Map<string, unknown>;
+  /** Rate-limit / quota / usage state (`state.store`), one per gateway; see src/state/. */
+  store?: Store;
 }

@@ -6,6 +6,8 @@ import { configSchema } from '../config/schema.ts';
 import { Gateway } from '../gateway.ts';
 import { describeRoutes, formatRouteTable } from '../routing/describe.ts';
 import { runDemo } from './demo.ts';
+import { runImport } from './import-openapi.ts';
+import { runToken, runHashKey } from './token.ts';
 import { COMMANDS, usage } from './help.ts';
 import { isPrimary, runPrimary } from './workers.ts';
 
@@ -39,6 +41,17 @@ export async function main(argv: string[]): Promise<void> {
       const gw = compile(load(file, {}));
       const rows = describeRoutes(gw.table);
       process.stdout.write(v.json ? JSON.stringify(rows, null, 2) + '\n' : formatRouteTable(rows) + '\n');
+      return;
+    }
+    case 'token':
+    case 'hash-key': {
+      const code = cmd === 'token' ? await runToken(v) : await runHashKey(args.positionals as string[], v);
+      if (code !== 0) process.exit(code);
+      return;
+    }
+    case 'import': {
+      const code = await runImport(args.positionals as string[], v);
+      if (code !== 0) process.exit(code);
       return;
     }
     case 'schema':
@@ -93,6 +106,7 @@ async function start(file: string, v: Record<string, string | boolean | undefine
   try {
     const { port, adminPort } = await gw.listen();
     gw.logger.info({ port, adminPort, routes: loaded.config.routes.length, environment: loaded.config.server.environment }, `gatehouse listening on ${loaded.config.server.listen.host}:${port}`);
+    gw.logger.flush?.(); // supervisors and scripts wait for this line
   } catch (e) {
     await gw.close().catch(() => {});
     die(`cannot listen: ${(e as Error).message}`);

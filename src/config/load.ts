@@ -54,8 +54,12 @@ export function loadConfigText(text: string, file = 'gatehouse.yaml', opts: Load
   const issues: ConfigIssue[] = doc.errors.map((e) => ({ file, ...at(e.pos[0]), path: '', message: e.message.split('\n')[0] }));
   if (issues.length) throw new ConfigError(issues);
 
-  interpolateDocument(doc, env, (node, path, name) =>
-    issues.push({ file, ...at(node.range?.[0]), path: formatPath(path), message: `environment variable ${name} is not set (use \${${name}:-default} for a default)` }));
+  // Keys whose variable is missing: the schema's complaint about the placeholder left there would only repeat it.
+  const unset = new Set<string>();
+  interpolateDocument(doc, env, (node, path, name) => {
+    unset.add(formatPath(path));
+    issues.push({ file, ...at(node.range?.[0]), path: formatPath(path), message: `environment variable ${name} is not set (use \${${name}:-default} for a default)` });
+  });
 
   const raw = (doc.toJS() ?? {}) as Record<string, unknown>;
   if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError([{ file, path: '', message: 'the config must be a YAML mapping (key: value)' }]);
@@ -83,6 +87,7 @@ export function loadConfigText(text: string, file = 'gatehouse.yaml', opts: Load
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) {
     for (const iss of parsed.error.issues) {
+      if (unset.has(formatPath(iss.path))) continue;
       const key = iss.code === 'unrecognized_keys' ? iss.keys[0] : undefined;
       issues.push({ ...locate(iss.path, key), message: iss.message });
     }
@@ -103,14 +108,25 @@ export function loadConfigText(text: string, file = 'gatehouse.yaml', opts: Load
 /** Replaces `${VAR}` in every string scalar, keeping plain (unquoted) scalars typed: `${PORT:-8000}` stays a number. */
 function interpolateDocument(doc: Document, env: NodeJS.ProcessEnv, onMissing: (node: Node, path: PropertyKey[], name: string) => void): void {
   visit(doc, {
-    Scalar(_key, node, ancestors) {
+    Scalar(key, node, ancestors) {
       if (typeof node.value !== 'string' || !node.value.includes('${')) return;
       const r = interpolate(node.value, env);
       if ('missing' in r) { onMissing(node, pathOf(ancestors, node), r.missing); return; }
+      // A list item that is exactly one reference takes a comma-separated value as several items:
+      // `origins: ["${CORS_ORIGINS}"]` with CORS_ORIGINS=https://a,https://b is two origins.
+      const parent = ancestors[ancestors.length - 1];
+      if (typeof key === 'number' && isSeq(parent) && SINGLE_REF.test(node.value) && r.value.includes(',')) {
+        const items = r.value.split(',').map((s) => s.trim()).filter(Boolean)
+          .map((s) => Object.assign(new Scalar(node.type === Scalar.PLAIN ? coerceScalar(s) : s), { range: node.range }));
+        parent.items.splice(key, 1, ...items);
+        return key + items.length;
+      }
       node.value = node.type === Scalar.PLAIN ? coerceScalar(r.value) : r.value;
     },
   });
 }
+
+const SINGLE_REF = /^\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}$/;
 
 function coerceScalar(v: string): unknown {
   if (/^-?\d+(\.\d+)?$/.test(v)) return Number(v);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { obj, duration, size, positiveInt, listenAddress } from './zod-helpers.ts';
+import { obj, duration, size, positiveInt, listenAddress, explainUnion } from './zod-helpers.ts';
 
 /**
  * The configuration contract (see docs/configuration.md). This file is the single
@@ -25,7 +25,7 @@ export const securityHeadersSchema = z.union([z.enum(['default', 'off']), z.reco
 export const timeoutSchema = z.union([
   duration.transform((response) => ({ response })),
   obj({ connect: duration.optional(), response: duration.optional(), idle: duration.optional() }),
-]);
+], { error: explainUnion('expected a duration ("30s") or { connect, response, idle }') });
 export type TimeoutInput = { connect?: number; response?: number; idle?: number };
 
 // ---- traffic control --------------------------------------------------------
@@ -35,6 +35,8 @@ export const rateLimitRule = obj({
   by: z.string().regex(/^(consumer|ip|route|header:[A-Za-z0-9-]+)$/, 'use consumer, ip, route or header:<name>').optional(),
   unit: z.enum(['requests', 'tokens']).prefault('requests'),
   cost: positiveInt.prefault(1),
+  /** When the state store cannot answer: allow (open) or refuse with 503 (closed); default `state.redis.onError`. */
+  onError: z.enum(['open', 'closed']).optional(),
 });
 const quotaLimit = obj({ limit: positiveInt, period: z.enum(['day', 'month']) });
 export const planSchema = obj({
@@ -54,6 +56,20 @@ export const jwtProviderSchema = obj({
   clockSkew: duration.prefault('30s'),
   claimsToHeaders: z.record(z.string(), z.string()).prefault({}),
   queryParam: z.string().optional(),
+  /** Claim whose value becomes the identity's plan (when it names a configured plan). */
+  planClaim: z.string().prefault('plan'),
+  jwksCache: obj({
+    cooldown: duration.prefault('30s'),
+    minTtl: duration.prefault('5m'),
+    maxTtl: duration.prefault('24h'),
+    timeout: duration.prefault('5s'),
+  }).prefault({}),
+});
+const claimValue = z.union([z.string(), z.number(), z.boolean()]);
+export const authorizeSchema = obj({
+  consumers: z.array(z.string()).min(1).optional(),
+  plans: z.array(z.string()).min(1).optional(),
+  claims: z.record(z.string(), z.union([claimValue, z.array(claimValue).min(1)])).optional(),
 });
 export const captchaSchema = obj({
   provider: z.enum(['recaptcha-v2', 'recaptcha-v3', 'hcaptcha', 'turnstile']),
@@ -70,7 +86,7 @@ export const captchaSchema = obj({
 // ---- upstreams ----------------------------------------------------------------
 export const targetSchema = obj({ url: z.string().url(), weight: z.number().int().min(0).prefault(100) });
 export const upstreamSchema = obj({
-  targets: z.array(z.union([z.string().url().transform((url) => ({ url, weight: 100 })), targetSchema])).min(1),
+  targets: z.array(z.union([z.string().url().transform((url) => ({ url, weight: 100 })), targetSchema], { error: explainUnion('expected a URL or { url, weight }') })).min(1),
   balance: z.enum(['round-robin', 'least-request', 'weighted']).prefault('round-robin'),
   timeout: timeoutSchema.optional(),
   pool: obj({ connections: positiveInt.prefault(128), keepAlive: duration.prefault('60s') }).prefault({}),
@@ -89,7 +105,23 @@ export const upstreamSchema = obj({
     resetAfter: duration.prefault('60s'),
     halfOpenRequests: positiveInt.prefault(1),
   }).optional(),
-  retry: obj({ attempts: z.number().int().min(0).prefault(2), budget: z.string().regex(/^\d+(\.\d+)?%$/).prefault('20%'), backoff: duration.prefault('25ms') }).optional(),
+  /** Passive health: targets that keep failing in real traffic are ejected for a growing interval (docs/upstreams.md). */
+  passiveHealth: obj({
+    failures: positiveInt.prefault(5),
+    failureRatio: z.number().gt(0).max(1).optional(),
+    minRequests: positiveInt.prefault(20),
+    ejectFor: duration.prefault('1s'),
+    maxEjectFor: duration.prefault('30s'),
+  }).optional(),
+  retry: obj({
+    attempts: z.number().int().min(0).prefault(2),
+    budget: z.string().regex(/^\d+(\.\d+)?%$/, 'a percentage, e.g. "20%"').prefault('20%'),
+    backoff: duration.prefault('25ms'),
+    /** Retries allowed per 10 s window even when the budget's percentage of traffic is smaller. */
+    minRetries: z.number().int().min(0).prefault(3),
+    /** Upstream statuses retried on another target (idempotent, bodyless requests only). */
+    retryOn: z.array(z.number().int().min(500).max(599)).prefault([502, 503, 504]),
+  }).optional(),
   fallback: z.string().optional(),
   degraded: obj({ message: z.string(), status: z.number().int().min(400).max(599).prefault(503) }).optional(),
   critical: z.boolean().prefault(true),
@@ -113,6 +145,7 @@ export const routeSchema = obj({
   }),
   upstream: z.string(),
   auth: authMode.optional(),
+  authorize: authorizeSchema.optional(),
   timeout: timeoutSchema.optional(),
   rewrite: obj({ stripPrefix: z.string().optional(), addPrefix: z.string().optional(), path: z.string().optional() }).optional(),
   websocket: z.boolean().prefault(false),
@@ -123,7 +156,12 @@ export const routeSchema = obj({
   securityHeaders: securityHeadersSchema.optional(),
   captcha: z.string().optional(),
   rateLimit: z.array(rateLimitRule).optional(),
-  quota: obj({ usage: z.enum(['requests', 'tokens', 'bytes']).prefault('requests') }).optional(),
+  quota: obj({
+    usage: z.enum(['requests', 'tokens', 'bytes']).prefault('requests'),
+    /** Tokens reserved per request when the body names no max_tokens (see docs/traffic-control.md). */
+    reserve: positiveInt.prefault(1000),
+    onError: z.enum(['open', 'closed']).optional(),
+  }).optional(),
 });
 
 // ---- the whole file ------------------------------------------------------------
@@ -139,6 +177,8 @@ export const configSchema = obj({
       requestTimeout: duration.prefault('300s'),
       keepAliveTimeout: duration.prefault('5s'),
       maxConnections: positiveInt.optional(),
+      /** Bytes of a request body read to evaluate `match.body` conditions (then replayed to the upstream). */
+      bodyPeek: size.prefault('64kb'),
     }).prefault({}),
     cors: corsSchema.optional(),
     securityHeaders: securityHeadersSchema.prefault('default'),
@@ -151,7 +191,11 @@ export const configSchema = obj({
   }).prefault({}),
   observability: obj({
     log: obj({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).prefault('info'), format: z.enum(['json', 'pretty']).optional(), accessLog: z.boolean().prefault(true) }).prefault({}),
-    metrics: obj({ enabled: z.boolean().prefault(true) }).prefault({}),
+    metrics: obj({
+      enabled: z.boolean().prefault(true),
+      /** Add a `consumer` label to token counters (unbounded cardinality: one series per consumer). */
+      consumerLabels: z.boolean().prefault(false),
+    }).prefault({}),
   }).prefault({}),
   state: obj({
     store: z.enum(['memory', 'redis']).prefault('memory'),
@@ -159,7 +203,9 @@ export const configSchema = obj({
   }).prefault({}),
   auth: obj({
     jwt: z.array(jwtProviderSchema).prefault([]),
-    apiKeys: obj({ header: z.string().prefault('x-api-key') }).optional(),
+    apiKeys: obj({ header: z.string().prefault('x-api-key'), hideCredentials: z.boolean().prefault(true) }).prefault({}),
+    /** Verified JWTs kept so a token's signature is checked once, not per request (see docs/authentication.md). */
+    tokenCache: obj({ ttl: duration.prefault('30s'), maxEntries: z.number().int().min(0).prefault(10000) }).prefault({}),
   }).prefault({}),
   consumers: z.array(obj({ id: z.string().min(1), plan: z.string().optional(), keys: z.array(z.string().regex(/^sha256:[0-9a-f]{64}$/, 'keys are stored as hashes: run `gatehouse hash-key` and paste its sha256:… output')).prefault([]) })).prefault([]),
   plans: z.record(z.string(), planSchema).prefault({}),

@@ -42,3 +42,16 @@ export const listenAddress = z.union([z.string(), z.number()]).transform((v, ctx
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 });
 export type ListenAddress = { host: string; port: number };
+
+/**
+ * Error option for a union of a shorthand (string) and a long form (object): zod reports a failed union as
+ * "Invalid input"; this names what was wrong in the form the user chose instead.
+ */
+export function explainUnion(fallback: string) {
+  return (iss: { code?: string; input?: unknown; errors?: ReadonlyArray<ReadonlyArray<{ path: PropertyKey[]; message: string }>> }) => {
+    if (iss.code !== 'invalid_union' || !iss.errors) return undefined;
+    const first = iss.errors[typeof iss.input === 'object' && iss.input !== null ? iss.errors.length - 1 : 0]?.[0];
+    return first ? `${first.path.length ? `${first.path.join('.')}: ` : ''}${first.message}` : fallback;
+  };
+}
+

@@ -16,5 +16,9 @@ export function createLogger(opts: { level: string; format: 'json' | 'pretty'; d
     timestamp: pino.stdTimeFunctions.epochTime,
   };
   if (opts.format === 'pretty') return pino(base, pretty({ colorize: process.stdout.isTTY, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,type', singleLine: true, destination: opts.destination as never }));
-  return pino(base, (opts.destination as never) ?? pino.destination({ sync: false, minLength: 4096 }));
+  if (opts.destination) return pino(base, opts.destination as never);
+  const dest = pino.destination({ sync: false, minLength: 4096 });
+  // Buffered for throughput, but a quiet gateway must not hold its lines (startup, errors) until 4 KiB pile up.
+  setInterval(() => { try { dest.flush(); } catch { /* not open yet, or already closed */ } }, 1000).unref();
+  return pino(base, dest);
 }

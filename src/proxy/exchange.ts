@@ -2,10 +2,12 @@ import type { IncomingMessage } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { GatewayError } from '../errors.ts';
 import type { RequestContext } from '../server/context.ts';
-import type { Target } from '../upstreams/upstream.ts';
+import { OUTCOME_FAIL, OUTCOME_NEUTRAL, OUTCOME_OK, type Outcome, type Target } from '../upstreams/upstream.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { clientResponseHeaders } from './headers.ts';
+import { applyEdgeHeaders } from './edge-headers.ts';
 import { upstreamError, upstreamErrorCode } from './errors.ts';
+import { mayRetry, retryLater, statusError } from './retry.ts';
 
 /** What the proxy needs from the running gateway, resolved once. */
 export interface ProxyRuntime {
@@ -17,8 +19,11 @@ export interface ProxyRuntime {
   isDraining(): boolean;
   /** Renders a gateway error for this exchange (headers already queued on ctx are kept). */
   fail(ctx: RequestContext, err: GatewayError): void;
-  /** Called once per exchange with its outcome, for passive health and circuit breakers. */
-  report?(target: Target, ok: boolean, err?: unknown): void;
+  /**
+   * Called once per exchange with its outcome, for passive health and circuit breakers. `startedAt` is the
+   * exchange's dispatch time (performance.now()); `final` is false for an attempt that is about to be retried.
+   */
+  report?(target: Target, outcome: Outcome, startedAt: number, final: boolean): void;
 }
 
 /**
@@ -31,14 +36,28 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private readonly target: Target;
   private resume: (() => void) | null = null;
   private done = false;
+  /** Response head held until the first body byte (or the end), so a failure before it can still be a clean 504/502. */
+  private head: string[] | null = null;
+  /** Limit for a chunked request body; Infinity when the length was declared (and checked) up front. */
+  private bodyLimit = Infinity;
+  /** Retries already made for this request, and the targets they used (bit mask); see retry.ts. */
+  private readonly attempt: number;
+  private readonly tried: number;
+  /** undici reached onConnect: the request is being written upstream (before it, nothing was sent). */
+  private sent = false;
+  /** A 5xx status this attempt answered and that will be retried: its body is read and dropped. */
+  private discarded = 0;
 
-  constructor(ctx: RequestContext, rt: ProxyRuntime, target: Target) {
+  constructor(ctx: RequestContext, rt: ProxyRuntime, target: Target, attempt = 0, tried = 0) {
     this.ctx = ctx;
     this.rt = rt;
     this.target = target;
+    this.attempt = attempt;
+    this.tried = tried;
   }
 
   onConnect(abort: (err?: Error) => void): void {
+    this.sent = true;
     if (this.ctx.clientGone) { abort(); return; }
     this.ctx.abortUpstream = abort;
   }
@@ -48,18 +67,28 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const ctx = this.ctx;
     const res = ctx.res;
     ctx.upstreamMs = performance.now() - ctx.upstreamStart;
-    ctx.route!.upstream.durationMetric.observe(ctx.upstreamMs / 1000);
+    this.target.upstream.durationMetric.observe(ctx.upstreamMs / 1000);
+    // 502/503/504 from one target of an upstream with retries: try another instead of relaying (the body is dropped).
+    if (status >= 500 && this.target.upstream.retry !== null && this.target.upstream.retry.retriesStatus(status) && mayRetry(ctx, this.target, this.attempt, true)) {
+      this.discarded = status;
+      return true;
+    }
     const { headers, contentType } = clientResponseHeaders(raw ?? [], false);
+    if (ctx.responseDefaults !== null || ctx.dropUpstreamCors) applyEdgeHeaders(headers, ctx.responseDefaults, ctx.dropUpstreamCors);
     headers.push('x-request-id', ctx.requestId);
     if (ctx.responseHeaders !== null) for (let i = 0; i < ctx.responseHeaders.length; i++) headers.push(ctx.responseHeaders[i]);
     if (this.rt.isDraining()) headers.push('connection', 'close');
     ctx.status = status;
-    res.writeHead(status, headers);
     if (contentType !== undefined && contentType.startsWith('text/event-stream')) {
       // SSE: headers go out now and each event as the upstream flushes it.
+      res.writeHead(status, headers);
       res.flushHeaders();
       ctx.streaming = true;
       this.rt.metrics.inflightStreams.labels('sse').inc();
+    } else {
+      // Node would not send the head before the first body byte anyway; holding it keeps res.headersSent
+      // false until then, so an idle timeout before any byte is answered with 504 rather than a cut connection.
+      this.head = headers;
     }
     if (ctx.tap !== null) ctx.tap.onHeaders?.(status, contentType);
     this.resume = resume;
@@ -67,55 +96,94 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
+    if (this.discarded !== 0) return true;
     const ctx = this.ctx;
     ctx.bytesOut += chunk.length;
     if (ctx.tap !== null) ctx.tap.onData?.(chunk);
+    if (this.head !== null) this.writeHead();
     if (ctx.res.write(chunk)) return true;
     ctx.res.once('drain', this.resume!);
     return false;
   }
 
   onComplete(): void {
+    if (this.discarded !== 0) return this.retry(null);
     this.finish(true);
+    if (this.head !== null) this.writeHead();
     this.ctx.res.end();
+  }
+
+  private writeHead(): void {
+    this.ctx.res.writeHead(this.ctx.status, this.head!);
+    this.head = null;
+  }
+
+  /**
+   * Called by undici after each request-body chunk went up. A chunked body is counted here, where undici
+   * reads it (a 'data' listener of our own would start the flow before undici listens and lose bytes);
+   * throwing aborts the exchange, and onError answers 413.
+   */
+  onBodySent(chunk: unknown): void {
+    if (this.bodyLimit === Infinity) return;
+    const ctx = this.ctx;
+    ctx.bytesIn += typeof chunk === 'number' ? chunk : (chunk as Uint8Array).length;
+    if (ctx.bytesIn > this.bodyLimit && ctx.errorCode === undefined) {
+      ctx.errorCode = 'payload_too_large';
+      throw new GatewayError('payload_too_large', `The request body exceeds this route's limit of ${this.bodyLimit} bytes.`, { headers: { connection: 'close' } });
+    }
   }
 
   onError(err: Error): void {
     const ctx = this.ctx;
+    // Nothing of this attempt reached the client (no head taken): another target may answer instead.
+    if (this.discarded !== 0 || (this.resume === null && !(err instanceof GatewayError) && mayRetry(ctx, this.target, this.attempt, this.sent))) return this.retry(err);
     this.finish(false, err);
     if (ctx.clientGone) return; // the client left; nothing to tell it
     const gerr = upstreamError(err);
     ctx.errorCode = gerr.code;
-    if (!(err instanceof GatewayError)) this.rt.metrics.upstreamErrors.labels(ctx.route!.upstream.name, upstreamErrorCode(err)).inc();
+    if (!(err instanceof GatewayError)) this.rt.metrics.upstreamErrors.labels(this.target.upstream.name, upstreamErrorCode(err)).inc();
     // After the first response byte there is no honest way to report an error in-band:
     // abort the client connection so it never mistakes a truncated body for a complete one.
     if (ctx.res.headersSent) ctx.res.destroy();
     else this.rt.fail(ctx, gerr);
   }
 
-  /** Counts a chunked request body and stops the exchange with 413 once it passes the route's limit. */
+  /** Counts a chunked request body (see onBodySent) and stops the exchange with 413 once it passes the route's limit. */
   limitChunkedBody(limit: number): void {
-    const ctx = this.ctx;
-    ctx.req.on('data', (chunk: Buffer) => {
-      ctx.bytesIn += chunk.length;
-      if (ctx.bytesIn > limit && ctx.errorCode === undefined) {
-        ctx.errorCode = 'payload_too_large';
-        const err = new GatewayError('payload_too_large', `The request body exceeds this route's limit of ${limit} bytes.`, { headers: { connection: 'close' } });
-        if (ctx.abortUpstream !== null) ctx.abortUpstream(err);
-        else this.onError(err);
-      }
-    });
+    this.bodyLimit = limit;
   }
 
-  private finish(ok: boolean, err?: unknown): void {
+  /** `final` false: this attempt failed and the request goes again, so its end is not the request's end. */
+  private finish(ok: boolean, err?: unknown, final = true): void {
     if (this.done) return;
     this.done = true;
     this.target.inflight--;
     const ctx = this.ctx;
     ctx.abortUpstream = null;
     if (ctx.streaming) this.rt.metrics.inflightStreams.labels('sse').dec();
-    if (ctx.tap !== null) ctx.tap.onEnd(ok && !ctx.clientGone, ctx.status);
-    // A client that hung up says nothing about the upstream's health.
-    if (this.rt.report && !(ctx.clientGone && !ok) && !(err instanceof GatewayError)) this.rt.report(this.target, ok, err);
+    if (final && ctx.tap !== null) ctx.tap.onEnd(ok && !ctx.clientGone, ctx.status);
+    if (this.rt.report !== undefined) {
+      // A client that hung up, or a body the gateway refused, says nothing about the upstream's health.
+      const outcome = (ctx.clientGone && !ok) || err instanceof GatewayError ? OUTCOME_NEUTRAL : ok && ctx.status < 500 ? OUTCOME_OK : OUTCOME_FAIL;
+      this.rt.report(this.target, outcome, ctx.upstreamStart, final);
+    }
+  }
+
+  /** This attempt failed before the client saw anything, and mayRetry() allowed another (budget taken). */
+  private retry(err: Error | null): void {
+    const ctx = this.ctx;
+    const status = this.discarded;
+    const startedAt = ctx.upstreamStart;
+    this.finish(false, err, false);
+    if (err !== null && !(err instanceof GatewayError)) this.rt.metrics.upstreamErrors.labels(this.target.upstream.name, upstreamErrorCode(err)).inc();
+    retryLater(ctx, this.rt, this.target, this.attempt + 1, this.tried | this.target.bit, (clientGone) => {
+      // Nothing could take the retry (or the client left during the backoff): this failure is the request's end.
+      if (ctx.tap !== null) ctx.tap.onEnd(false, ctx.status);
+      this.target.upstream.recordFinal(clientGone ? OUTCOME_NEUTRAL : OUTCOME_FAIL, startedAt);
+      if (clientGone) return;
+      const gerr = err !== null ? upstreamError(err) : statusError(status);
+      ctx.errorCode = gerr.code;
+      this.rt.fail(ctx, gerr);
+    });
   }
 }

@@ -9,8 +9,10 @@ import { nextTraceparent, requestIdFrom } from '../observability/trace.ts';
 import { peerAddress } from '../server/client-ip.ts';
 import { upstreamRequestHeaders, clientResponseHeaders } from './headers.ts';
 import { upstreamError } from './errors.ts';
-import type { HandlerRuntime } from '../server/handler.ts';
+import { hasDuplicateCredentials, DUPLICATE_CREDENTIALS, type HandlerRuntime } from '../server/handler.ts';
 import type { Step } from '../policies/types.ts';
+import { OUTCOME_FAIL, OUTCOME_NEUTRAL, OUTCOME_OK, type Outcome, type Target } from '../upstreams/upstream.ts';
+import { failover } from '../upstreams/failover.ts';
 
 /**
  * WebSocket upgrades: the route's steps run first (auth happens before the tunnel opens),
@@ -30,6 +32,7 @@ export function createUpgradeHandler(rt: HandlerRuntime, tunnels: Set<Duplex>) {
     const fail = (e: unknown) => { rt.fail(ctx, toGatewayError(e)); res.once('finish', () => socket.end()); };
 
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return fail(new GatewayError('bad_request', 'Only WebSocket upgrades are supported.'));
+    if (hasDuplicateCredentials(req.rawHeaders)) return fail(DUPLICATE_CREDENTIALS);
     const { path: rawPath, query } = splitTarget(req.url ?? '');
     const path = normalizePath(rawPath);
     if (path === null) return fail(new GatewayError('bad_path', 'The request path is malformed.'));
@@ -54,8 +57,17 @@ async function runAll(ctx: RequestContext, steps: readonly Step[]): Promise<void
 
 function tunnel(rt: HandlerRuntime, ctx: RequestContext, socket: Duplex, head: Buffer, tunnels: Set<Duplex>): void {
   const route = ctx.route!;
-  const target = route.upstream.pick();
-  if (target === null) { rt.fail(ctx, new GatewayError('upstream_unavailable', 'No healthy instance of the upstream service is available.', { headers: { 'retry-after': '5' } })); return; }
+  let target: Target;
+  try {
+    target = route.upstream.pick() ?? failover(route.upstream);
+  } catch (e) {
+    rt.fail(ctx, toGatewayError(e));
+    ctx.res.once('finish', () => socket.end());
+    return;
+  }
+  // The upgrade's outcome feeds passive health and circuits like any exchange (once; a tunnel's later life does not).
+  let reported = false;
+  const report = (o: Outcome) => { if (!reported) { reported = true; rt.report?.(target, o, ctx.upstreamStart, true); } };
   let path = route.rewrite === null ? ctx.path : route.rewrite(ctx.path, ctx.params);
   path = target.basePath + path + (ctx.query !== null ? '?' + ctx.query : '');
   const headers = upstreamRequestHeaders(ctx.req.headers, {
@@ -73,6 +85,7 @@ function tunnel(rt: HandlerRuntime, ctx: RequestContext, socket: Duplex, head: B
   const handler: Dispatcher.DispatchHandler = {
     onConnect(a) { abort = a; },
     onUpgrade(status, raw, up) {
+      report(OUTCOME_OK);
       socket.off('close', onClientGone);
       ctx.upstreamMs = performance.now() - ctx.upstreamStart;
       const { headers: h } = clientResponseHeaders(raw ?? [], true);
@@ -98,6 +111,7 @@ function tunnel(rt: HandlerRuntime, ctx: RequestContext, socket: Duplex, head: B
     },
     onHeaders(status, raw, _resume) {
       // The upstream refused the upgrade: relay its answer and close.
+      report(status >= 500 ? OUTCOME_FAIL : OUTCOME_OK);
       const { headers: h } = clientResponseHeaders(raw ?? [], false);
       h.push('x-request-id', ctx.requestId, 'connection', 'close');
       ctx.status = status;
@@ -107,6 +121,7 @@ function tunnel(rt: HandlerRuntime, ctx: RequestContext, socket: Duplex, head: B
     onData(chunk) { ctx.res.write(chunk); return true; },
     onComplete() { ctx.res.end(); ctx.res.once('finish', () => socket.end()); },
     onError(err) {
+      report(socket.destroyed ? OUTCOME_NEUTRAL : OUTCOME_FAIL);
       socket.off('close', onClientGone);
       if (ctx.res.headersSent) { socket.destroy(); return; }
       const e = upstreamError(err);

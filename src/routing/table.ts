@@ -4,7 +4,7 @@ import type { Config, RouteConfig } from '../config/schema.ts';
 import type { Upstream, Timeouts } from '../upstreams/upstream.ts';
 import { expandTimeout } from '../upstreams/registry.ts';
 import type { Step } from '../policies/types.ts';
-import { compileConditions, describeTest, type Condition } from './conditions.ts';
+import { compileConditions, compileValueTest, describeTest, type Condition } from './conditions.ts';
 import { compileRewrite, type Rewrite } from './rewrite.ts';
 import { ConfigError, type ConfigIssue } from '../config/errors.ts';
 
@@ -138,6 +138,6 @@ function compileRoute(rc: RouteConfig, index: number, ctx: RouteBuildContext, us
     preserveHost: rc.preserveHost,
     maxBodySize: rc.limits?.maxBodySize ?? c.server.limits.maxBodySize,
     auth: rc.auth ?? c.defaults.auth ?? 'public',
-    bodyCondition: null,
+    bodyCondition: rc.match.body ? { field: rc.match.body.field, test: compileValueTest(rc.match.body) } : null,
   };
 }

@@ -41,6 +41,10 @@ export class RequestContext {
   upstreamHeaders: string[] | null = null;
   /** Extra response headers for the client (CORS, RateLimit, ...): flat [name, value, ...]. */
   responseHeaders: string[] | null = null;
+  /** Response headers sent unless the upstream sent the same one (security headers): flat [name, value, ...], lowercase names. */
+  responseDefaults: readonly string[] | null = null;
+  /** The route answers CORS at the gateway: the upstream's own Access-Control-* response headers are dropped. */
+  dropUpstreamCors = false;
   /** Bytes a policy already read from the request body (a bounded peek), replayed before the rest. */
   bodyPrefix: Buffer | null = null;
   tap: ResponseTap | null = null;

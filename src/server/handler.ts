@@ -22,6 +22,8 @@ export interface HandlerRuntime extends ProxyRuntime {
   /** Called when a WebSocket tunnel ends (access log). */
   onTunnelClosed?(ctx: RequestContext): void;
   choose?(ctx: RequestContext, candidates: readonly CompiledRoute[]): CompiledRoute | null | Promise<CompiledRoute | null>;
+  /** Answers a CORS preflight for the route serving the requested method; false when that route leaves CORS to the upstream. */
+  preflight?(ctx: RequestContext): boolean;
 }
 
 /** The request path: identify, normalize, match, run the route's steps, forward. Errors end in one place. */
@@ -56,6 +58,8 @@ export function createRequestHandler(rt: HandlerRuntime) {
       return builtin(req, res);
     }
 
+    if (hasDuplicateCredentials(req.rawHeaders)) return rt.fail(ctx, DUPLICATE_CREDENTIALS);
+    if (rt.preflight !== undefined && req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined && rt.preflight(ctx)) return;
     const m = rt.table.match(req.method ?? 'GET', path);
     if (m.kind === 'not_found') return rt.fail(ctx, new GatewayError('not_found', `No route matches ${req.method} ${path}.`));
     if (m.kind === 'method_not_allowed') return rt.fail(ctx, new GatewayError('method_not_allowed', `${req.method} is not allowed here.`, { headers: { allow: m.allow } }));
@@ -91,6 +95,29 @@ function send(rt: HandlerRuntime, ctx: RequestContext): void {
   try { forward(ctx, rt); } catch (e) { rt.fail(ctx, toGatewayError(e)); }
 }
 
+/**
+ * Node keeps only the first of several Authorization or Host headers; a second one that some other hop reads
+ * is a request-smuggling and auth-confusion vector, so such requests are refused outright (400). Counted on
+ * rawHeaders by length and char code: nothing is allocated.
+ */
+export function hasDuplicateCredentials(raw: readonly string[]): boolean {
+  let auth = 0;
+  let host = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const n = raw[i];
+    if (n.length === 4) { if (sameLower(n, 'host') && ++host > 1) return true; }
+    else if (n.length === 13 && sameLower(n, 'authorization') && ++auth > 1) return true;
+  }
+  return false;
+}
+
+function sameLower(s: string, lower: string): boolean {
+  for (let i = 0; i < lower.length; i++) if ((s.charCodeAt(i) | 0x20) !== lower.charCodeAt(i)) return false;
+  return true;
+}
+
+export const DUPLICATE_CREDENTIALS = new GatewayError('bad_request', 'The request has more than one Authorization or Host header.');
+
 /** Runs steps synchronously until one needs to wait; only then does a promise exist. */
 function runSteps(ctx: RequestContext, steps: readonly Step[], from: number): Promise<void> | undefined {
   for (let i = from; i < steps.length; i++) {
@@ -109,6 +136,8 @@ export function failWith(ctx: RequestContext, err: GatewayError, draining: boole
   res.setHeader('x-request-id', ctx.requestId);
   const extra = ctx.responseHeaders;
   if (extra !== null) for (let i = 0; i < extra.length; i += 2) res.appendHeader(extra[i], extra[i + 1]);
+  const defaults = ctx.responseDefaults;
+  if (defaults !== null) for (let i = 0; i < defaults.length; i += 2) res.setHeader(defaults[i], defaults[i + 1]);
   if (draining) res.setHeader('connection', 'close');
   sendProblem(res, err, ctx.requestId);
   if (err.headers?.connection === 'close') res.once('finish', () => ctx.req.destroy());

@@ -1,0 +1,37 @@
+import type { Config } from '../config/schema.ts';
+
+/** Set for API-key consumers. */
+export const CONSUMER_ID_HEADER = 'x-consumer-id';
+export const CONSUMER_PLAN_HEADER = 'x-consumer-plan';
+
+/**
+ * Every request header the gateway may set from an identity. The proxy removes inbound copies of all of them
+ * on every route (public ones too), so an upstream can trust them whatever the route's auth.
+ */
+export function identityHeaderNames(config: Config): string[] {
+  const names = [CONSUMER_ID_HEADER, CONSUMER_PLAN_HEADER];
+  for (const p of config.auth.jwt) for (const h of Object.values(p.claimsToHeaders)) names.push(h.toLowerCase());
+  return names;
+}
+
+/**
+ * A claim as a header value: strings as they are, numbers and booleans as text, arrays joined with ",",
+ * objects as JSON. Anything outside printable ASCII is percent-encoded (a header cannot carry it, and a
+ * CR/LF would split the request). undefined when the claim is absent.
+ */
+export function claimHeaderValue(v: unknown): string | undefined {
+  let s: string;
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'string') s = v;
+  else if (typeof v === 'number' || typeof v === 'boolean') s = String(v);
+  else if (Array.isArray(v)) s = v.map((x) => (typeof x === 'string' ? x : JSON.stringify(x))).join(',');
+  else s = JSON.stringify(v);
+  return /^[\x20-\x7e]*$/.test(s) ? s : encodeURIComponent(s);
+}
+
+/** Headers no claim may be mapped to: the gateway owns them, or they change how the request is framed or routed. */
+export const RESERVED_HEADERS = new Set([
+  'host', 'authorization', 'proxy-authorization', 'cookie', 'content-length', 'content-type', 'transfer-encoding', 'connection',
+  'keep-alive', 'upgrade', 'te', 'trailer', 'expect', 'forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host',
+  'x-forwarded-port', 'x-real-ip', 'x-request-id', 'traceparent', 'tracestate',
+]);

@@ -1,0 +1,47 @@
+import type { AdminHandler } from '../admin/server.ts';
+import { sendJson } from '../admin/server.ts';
+import type { Config } from '../config/schema.ts';
+import type { QuotaSpec, Store } from '../state/store.ts';
+import { USAGE_RETENTION_DAYS } from '../state/memory.ts';
+
+const DAY = 86_400_000;
+const DATE = /^\d{4}-\d{2}-\d{2}$/;
+
+/**
+ * GET /admin/usage?consumer=ID[&from=YYYY-MM-DD][&to=YYYY-MM-DD][&plan=NAME]
+ * Usage records of one consumer per UTC day, route and usage type, their totals, and the consumer's
+ * quotas as they stand now. Days default to today; at most the retention period is returned.
+ */
+export function usageAdminRoute(store: Store, config: Config): AdminHandler {
+  return async (_req, res, url) => {
+    const consumer = url.searchParams.get('consumer');
+    if (!consumer) return sendJson(res, 400, problem('bad_request', 'give ?consumer=<id>'));
+    const today = new Date().toISOString().slice(0, 10);
+    const from = url.searchParams.get('from') ?? url.searchParams.get('to') ?? today;
+    const to = url.searchParams.get('to') ?? (url.searchParams.has('from') ? today : from);
+    if (!DATE.test(from) || !DATE.test(to) || from > to) return sendJson(res, 400, problem('bad_request', 'from/to are UTC dates (YYYY-MM-DD), from <= to'));
+    const days: string[] = [];
+    for (let t = Date.parse(to + 'T00:00:00Z'); days.length < USAGE_RETENTION_DAYS && t >= Date.parse(from + 'T00:00:00Z'); t -= DAY) days.push(new Date(t).toISOString().slice(0, 10));
+    days.reverse();
+
+    const plan = url.searchParams.get('plan') ?? config.consumers.find((c) => c.id === consumer)?.plan ?? config.defaults.plan;
+    const pq = plan !== undefined ? config.plans[plan]?.quota : undefined;
+    const specs: QuotaSpec[] = [];
+    if (pq?.requests) specs.push({ kind: 'requests', ...pq.requests });
+    if (pq?.tokens) specs.push({ kind: 'tokens', ...pq.tokens });
+    if (pq?.bytes) specs.push({ kind: 'bytes', ...pq.bytes });
+
+    try {
+      const [rows, quotas] = await Promise.all([store.usage(consumer, days), store.quotaStatus(consumer, specs)]);
+      const totals: Record<string, Record<string, number>> = {};
+      for (const r of rows) (totals[r.route] ??= {})[r.type] = (totals[r.route][r.type] ?? 0) + r.value;
+      sendJson(res, 200, { consumer, plan: plan ?? null, from: days[0], to: days[days.length - 1], store: store.kind, quotas, totals, records: rows });
+    } catch {
+      sendJson(res, 503, problem('store_unavailable', 'the state store did not answer'));
+    }
+  };
+}
+
+function problem(code: string, detail: string) {
+  return { type: `urn:gatehouse:problem:${code}`, title: code === 'bad_request' ? 'Bad request' : 'State store unavailable', status: code === 'bad_request' ? 400 : 503, detail, code };
+}

@@ -1,0 +1,78 @@
+import type { RequestContext, ResponseTap } from '../server/context.ts';
+import { UsageParser, type TokenUsage } from './usage.ts';
+import type { MeteringMetrics } from './metrics.ts';
+
+/** How one exchange ended, as far as billing is concerned. */
+export interface Settlement {
+  /** Give reservations back: no upstream response, a 5xx, or the client left before any response. */
+  refund: boolean;
+  /** Upstream status (0 = none). */
+  status: number;
+  tokens: TokenUsage;
+  /** Request body bytes plus response body bytes. */
+  bytes: number;
+}
+
+export type SettleListener = (s: Settlement) => void;
+
+/**
+ * One per metered request: observes the upstream response through `ctx.tap` (never holding it) and
+ * settles once, when the exchange is over, whatever the outcome (ctx.finally). Rate limits and quotas
+ * on the same request share it, so the response is parsed once.
+ */
+export class UsageMeter implements ResponseTap {
+  private readonly parser = new UsageParser();
+  private readonly listeners: SettleListener[] = [];
+  private readonly next: ResponseTap | null;
+  private status = 0;
+  private settled = false;
+
+  constructor(next: ResponseTap | null, private readonly metrics: MeteringMetrics | null) {
+    this.next = next;
+  }
+
+  /** The request's meter, created (and hooked into the exchange) on first use. */
+  static of(ctx: RequestContext, metrics: MeteringMetrics | null): UsageMeter {
+    if (ctx.tap instanceof UsageMeter) return ctx.tap;
+    const m = new UsageMeter(ctx.tap, metrics);
+    ctx.tap = m;
+    ctx.finally((c) => m.settle(c));
+    return m;
+  }
+
+  onSettled(fn: SettleListener): void {
+    this.listeners.push(fn);
+  }
+
+  onHeaders(status: number, contentType: string | undefined): void {
+    this.status = status;
+    this.parser.onHeaders(contentType);
+    this.next?.onHeaders?.(status, contentType);
+  }
+
+  onData(chunk: Buffer): void {
+    this.parser.onData(chunk);
+    this.next?.onData?.(chunk);
+  }
+
+  onEnd(ok: boolean, status: number): void {
+    this.next?.onEnd(ok, status);
+  }
+
+  private settle(ctx: RequestContext): void {
+    if (this.settled) return;
+    this.settled = true;
+    const status = this.status;
+    const refund = status === 0 || status >= 500;
+    let tokens: TokenUsage;
+    if (refund) tokens = { input: 0, output: 0, total: 0, found: false };
+    else {
+      tokens = this.parser.result();
+      // Only a successful answer is assumed to carry generated text worth estimating.
+      if (!tokens.found && (status < 200 || status >= 300)) tokens = { input: 0, output: 0, total: 0, found: false };
+    }
+    const s: Settlement = { refund, status, tokens, bytes: refund ? 0 : ctx.bytesIn + this.parser.bytes };
+    if (this.metrics !== null && ctx.route !== null) this.metrics.record(ctx.route.name, s, ctx.identity?.consumer ?? ctx.identity?.id);
+    for (const fn of this.listeners) fn(s);
+  }
+}

@@ -1,0 +1,187 @@
+import type { CorsConfig, RouteConfig } from '../config/schema.ts';
+import { GatewayError } from '../errors.ts';
+import type { RequestContext } from '../server/context.ts';
+import { conditionsHold, type CompiledRoute, type RouteTable } from '../routing/table.ts';
+import type { GatewayServices } from '../services.ts';
+import type { Policy, Step } from './types.ts';
+
+/**
+ * CORS answered at the gateway (see docs/edge-security.md). The allowlist is compiled at load into a
+ * Set of exact origins plus (scheme, suffix) pairs for `https://*.example.com` patterns: a request
+ * does a Set lookup and, on a miss, a few string comparisons; no regex runs per request.
+ */
+export interface CompiledCors {
+  /** `*` was listed (only valid without credentials): any origin, answered with `*`. */
+  anyOrigin: boolean;
+  exact: ReadonlySet<string>;
+  patterns: ReadonlyArray<{ scheme: string; suffix: string }>;
+  /** Null: any method (echoed back). */
+  methods: ReadonlySet<string> | null;
+  methodList: string;
+  /** Null: any request header (echoed back). */
+  headers: ReadonlySet<string> | null;
+  headerList: string;
+  maxAge: string;
+  /** What follows Access-Control-Allow-Origin on an allowed actual response: credentials and expose-headers. */
+  tail: readonly string[];
+  credentials: boolean;
+}
+
+const PREFLIGHT_VARY = 'Origin, Access-Control-Request-Method, Access-Control-Request-Headers';
+const DEFAULT_PORT: Record<string, string> = { 'http:': ':80', 'https:': ':443' };
+
+export function compileCors(c: CorsConfig): CompiledCors {
+  const exact = new Set<string>();
+  const patterns: Array<{ scheme: string; suffix: string }> = [];
+  let anyOrigin = false;
+  for (const raw of c.origins) {
+    if (raw === '*') { anyOrigin = true; continue; }
+    // Browsers send origins lowercase and without a default port.
+    let o = raw.toLowerCase().replace(/\/$/, '');
+    const scheme = o.slice(0, o.indexOf('//') + 2);
+    const port = DEFAULT_PORT[scheme.slice(0, -2)];
+    if (port !== undefined && o.endsWith(port)) o = o.slice(0, -port.length);
+    if (o.startsWith(scheme + '*.')) patterns.push({ scheme, suffix: o.slice(scheme.length + 1) });
+    else exact.add(o);
+  }
+  const methods = c.methods.includes('*') ? null : new Set(c.methods.map((m) => m.toUpperCase()));
+  const headers = c.headers.includes('*') ? null : new Set(c.headers.map((h) => h.toLowerCase()));
+  const tail: string[] = [];
+  if (c.credentials) tail.push('access-control-allow-credentials', 'true');
+  if (c.exposeHeaders.length) tail.push('access-control-expose-headers', c.exposeHeaders.join(', '));
+  return {
+    anyOrigin: anyOrigin && !c.credentials,
+    exact,
+    patterns,
+    methods,
+    methodList: methods === null ? '' : [...methods].join(', '),
+    headers,
+    headerList: headers === null ? '' : [...headers].join(', '),
+    maxAge: String(Math.floor(c.maxAge / 1000)),
+    tail,
+    credentials: c.credentials,
+  };
+}
+
+export function originAllowed(cc: CompiledCors, origin: string): boolean {
+  if (cc.anyOrigin || cc.exact.has(origin)) return true;
+  for (const p of cc.patterns) {
+    const end = origin.length - p.suffix.length;
+    if (end > p.scheme.length && origin.startsWith(p.scheme) && origin.endsWith(p.suffix) && isHostLabels(origin, p.scheme.length, end)) return true;
+  }
+  return false;
+}
+
+/** The part `*` stands for: one or more DNS labels, nothing that could smuggle a port, path or another host. */
+function isHostLabels(s: string, from: number, to: number): boolean {
+  if (s.charCodeAt(from) === 46 || s.charCodeAt(to - 1) === 46) return false;
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if (!((c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 45 || c === 46)) return false;
+  }
+  return true;
+}
+
+/** The CORS step for actual (non-preflight) requests: headers for allowed origins, `Vary: Origin` always. */
+export function corsStep(cc: CompiledCors): Step {
+  return (ctx: RequestContext) => {
+    ctx.dropUpstreamCors = true;
+    const rh = (ctx.responseHeaders ??= []);
+    rh.push('vary', 'Origin');
+    const origin = ctx.req.headers.origin;
+    if (origin === undefined) return;
+    if (!originAllowed(cc, origin)) {
+      // A WebSocket handshake is not protected by CORS in the browser: a foreign page could open
+      // a socket with the user's cookies. The gateway refuses it instead.
+      if (ctx.req.headers.upgrade !== undefined) throw new GatewayError('cors_rejected', 'This origin may not open a WebSocket on this route.');
+      return;
+    }
+    rh.push('access-control-allow-origin', cc.anyOrigin ? '*' : origin);
+    for (let i = 0; i < cc.tail.length; i++) rh.push(cc.tail[i]);
+  };
+}
+
+/** The route's CORS setting: `cors: false` turns it off, a route block replaces the server's, otherwise the server's applies. */
+export function effectiveCors(route: RouteConfig | null, server: CorsConfig | undefined): CorsConfig | undefined {
+  if (route !== null && route.cors !== undefined) return route.cors === false ? undefined : route.cors;
+  return server;
+}
+
+function registry(services: GatewayServices): Map<RouteConfig, CompiledCors> {
+  let m = services.shared.get('cors') as Map<RouteConfig, CompiledCors> | undefined;
+  if (m === undefined) services.shared.set('cors', (m = new Map()));
+  return m;
+}
+
+export const corsPolicy: Policy = {
+  name: 'cors',
+  compile({ route, config, services }) {
+    const c = effectiveCors(route, config.server.cors);
+    if (c === undefined) return undefined;
+    const cc = compileCors(c);
+    registry(services).set(route, cc);
+    return corsStep(cc);
+  },
+};
+
+/**
+ * Preflights (OPTIONS with Origin and Access-Control-Request-Method) are answered here, for the route
+ * that would serve the requested method, whether or not that route lists OPTIONS. Returns false when
+ * that route does not do CORS at the gateway (the OPTIONS request then takes its ordinary path).
+ */
+export function createPreflightResponder(table: RouteTable, services: GatewayServices, fail: (ctx: RequestContext, err: GatewayError) => void): ((ctx: RequestContext) => boolean) | undefined {
+  const byRoute = registry(services);
+  if (byRoute.size === 0) return undefined;
+  return (ctx) => {
+    const h = ctx.req.headers;
+    const origin = h.origin;
+    const method = h['access-control-request-method'];
+    if (origin === undefined || typeof method !== 'string') return false;
+    const m = table.match(method, ctx.path);
+    if (m.kind !== 'found') return false;
+    const route = pickForPreflight(m.candidates, ctx, m.needsQuery);
+    const cc = byRoute.get(route.config);
+    if (cc === undefined) return false;
+    ctx.route = route;
+    ctx.params = m.params;
+    // Security headers still apply to the gateway's own answer.
+    const sec = route.policies.indexOf('security-headers');
+    if (sec >= 0) void route.steps[sec](ctx);
+    ctx.addResponseHeader('vary', PREFLIGHT_VARY);
+
+    let refusal: string | null = null;
+    if (!originAllowed(cc, origin)) refusal = 'This origin may not call this route from a browser.';
+    else if (cc.methods !== null && !cc.methods.has(method)) refusal = `CORS does not allow ${method} on this route.`;
+    const requested = h['access-control-request-headers'];
+    if (refusal === null && cc.headers !== null && requested !== undefined) {
+      for (const raw of requested.split(',')) {
+        const name = raw.trim().toLowerCase();
+        if (name !== '' && !cc.headers.has(name)) { refusal = `CORS does not allow the request header "${name}" on this route.`; break; }
+      }
+    }
+    if (refusal !== null) { fail(ctx, new GatewayError('cors_rejected', refusal)); return true; }
+
+    const out: string[] = ['x-request-id', ctx.requestId];
+    const rh = ctx.responseHeaders!;
+    for (let i = 0; i < rh.length; i++) out.push(rh[i]);
+    const defaults = ctx.responseDefaults;
+    if (defaults !== null) for (let i = 0; i < defaults.length; i++) out.push(defaults[i]);
+    out.push('access-control-allow-origin', cc.anyOrigin ? '*' : origin);
+    if (cc.credentials) out.push('access-control-allow-credentials', 'true');
+    out.push('access-control-allow-methods', cc.methods === null ? method : cc.methodList);
+    const allowHeaders = cc.headers === null ? requested ?? '' : cc.headerList;
+    if (allowHeaders !== '') out.push('access-control-allow-headers', allowHeaders);
+    out.push('access-control-max-age', cc.maxAge);
+    ctx.status = 204;
+    ctx.res.writeHead(204, out);
+    ctx.res.end();
+    return true;
+  };
+}
+
+/** A preflight carries no custom headers or body: take the first candidate whose header/query conditions hold, else the plain route. */
+function pickForPreflight(candidates: readonly CompiledRoute[], ctx: RequestContext, needsQuery: boolean): CompiledRoute {
+  const q = needsQuery && ctx.query !== null ? new URLSearchParams(ctx.query) : null;
+  for (const c of candidates) if (c.bodyCondition === null && conditionsHold(c, ctx.req.headers, q)) return c;
+  return candidates[candidates.length - 1];
+}

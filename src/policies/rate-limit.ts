@@ -1,0 +1,203 @@
+import type { Policy, Step } from './types.ts';
+import type { RateLimitRule } from '../config/schema.ts';
+import type { RequestContext } from '../server/context.ts';
+import type { ConsumeResult, Store, TierSpec } from '../state/store.ts';
+import { GatewayError } from '../errors.ts';
+import { defaultOnError } from '../state/index.ts';
+import { UsageMeter } from '../metering/meter.ts';
+import { meteringMetrics, type MeteringMetrics } from '../metering/metrics.ts';
+import { headerPartition, ipPartition } from './rate-limit-keys.ts';
+import { storeOf, storeWarnOf } from './store-of.ts';
+
+type By = 'consumer' | 'ip' | 'route' | 'header';
+
+interface Tier {
+  spec: TierSpec;
+  by: By;
+  header: string;
+  tokens: boolean;
+  /** Policy name in the RateLimit fields ("1m", "tokens-1m", ...). */
+  name: string;
+}
+
+/** Every tier that applies to one (route, plan) pair, compiled once. */
+interface TierSet {
+  tiers: Tier[];
+  specs: TierSpec[];
+  /** RateLimit-Policy field value (constant for the set). */
+  policy: string;
+  /** Indexes of token tiers (charged after the response). */
+  tokenIdx: number[];
+  tokenSpecs: TierSpec[];
+  onError: 'open' | 'closed';
+}
+
+const ORDER: Record<By, number> = { consumer: 0, ip: 1, route: 2, header: 3 };
+
+/**
+ * Rate limits: GCRA tiers from the consumer's plan (`plans.<name>.rateLimit`, keyed by consumer
+ * unless a rule says otherwise) merged with the route's own `rateLimit` rules. All tiers of a
+ * request are decided at once: a request refused by one tier consumes none (see docs/traffic-control.md).
+ */
+export const rateLimitPolicy: Policy = {
+  name: 'rate-limit',
+  compile(pctx) {
+    const { config, route, routeName, services } = pctx;
+    const auth = route.auth ?? config.defaults.auth ?? 'public';
+    const routeRules = route.rateLimit ?? [];
+    const planRules = new Map<string, RateLimitRule[]>();
+    if (auth !== 'public') for (const [name, plan] of Object.entries(config.plans)) if (plan.rateLimit.length) planRules.set(name, plan.rateLimit);
+    if (routeRules.length === 0 && planRules.size === 0) return undefined;
+
+    const fallback = defaultOnError(config);
+    const base = routeRules.length ? compileSet(merge([], routeRules, '', routeName), fallback) : null;
+    const sets = new Map<string, TierSet>();
+    for (const [plan, rules] of planRules) sets.set(plan, compileSet(merge(rules, routeRules, plan, routeName), fallback));
+    const store = storeOf(services);
+    const metrics = meteringMetrics(services.metrics, config.observability.metrics.consumerLabels === true);
+    const warn = storeWarnOf(services);
+    const routePartition = 'r:' + routeName;
+    const rejected = metrics.rateLimited.labels(routeName);
+
+    const partitions = (ctx: RequestContext, set: TierSet): string[] => {
+      const out: string[] = new Array(set.tiers.length);
+      let ip: string | undefined;
+      for (let i = 0; i < set.tiers.length; i++) {
+        const t = set.tiers[i];
+        switch (t.by) {
+          case 'consumer': {
+            const id = ctx.identity;
+            out[i] = id !== null ? 'c:' + (id.consumer ?? id.id) : (ip ??= ipPartition(ctx.clientIp));
+            break;
+          }
+          case 'ip': out[i] = ip ??= ipPartition(ctx.clientIp); break;
+          case 'route': out[i] = routePartition; break;
+          default: out[i] = headerPartition(t.header, ctx.req.headers[t.header]);
+        }
+      }
+      return out;
+    };
+
+    const failed = (ctx: RequestContext, set: TierSet, err: unknown): void => {
+      metrics.storeErrors.labels('consume', set.onError).inc();
+      warn(`rate limit store unavailable; failing ${set.onError}`, err);
+      if (set.onError === 'closed') throw new GatewayError('store_unavailable', 'Rate limits cannot be checked right now; retry shortly.', { headers: { 'retry-after': '1' } });
+    };
+
+    const decided = (ctx: RequestContext, set: TierSet, parts: string[], r: ConsumeResult): void => {
+      ctx.addResponseHeader('ratelimit-policy', set.policy);
+      if (!r.allowed) {
+        rejected.inc();
+        let retry = 1;
+        let field = '';
+        const names: string[] = [];
+        for (let i = 0; i < set.tiers.length; i++) {
+          const s = r.tiers[i];
+          if (s.retryMs <= 0) continue;
+          const secs = Math.max(1, Math.ceil(s.retryMs / 1000));
+          if (secs > retry) retry = secs;
+          names.push(set.tiers[i].name);
+          field += (field ? ', ' : '') + `"${set.tiers[i].name}";r=0;t=${secs}`;
+        }
+        ctx.addResponseHeader('ratelimit', field);
+        throw new GatewayError('rate_limited', `Rate limit exceeded (${names.map((n) => `"${n}"`).join(', ')}); retry in ${retry} s.`, {
+          headers: { 'retry-after': String(retry) },
+          extra: { policies: names, retryAfter: retry },
+        });
+      }
+      let field = '';
+      for (let i = 0; i < set.tiers.length; i++) {
+        const s = r.tiers[i];
+        field += (i ? ', ' : '') + '"' + set.tiers[i].name + '";r=' + s.remaining + ';t=' + Math.ceil(s.resetMs / 1000);
+      }
+      ctx.addResponseHeader('ratelimit', field);
+      if (set.tokenIdx.length) chargeTokensLater(ctx, set, parts, store, metrics, warn);
+    };
+
+    const step: Step = (ctx) => {
+      const plan = ctx.identity?.plan;
+      const set = (plan !== undefined ? sets.get(plan) : undefined) ?? base;
+      if (set === null) return;
+      const parts = partitions(ctx, set);
+      let r: ConsumeResult | Promise<ConsumeResult>;
+      try {
+        r = store.consume(parts, set.specs);
+      } catch (e) {
+        return failed(ctx, set, e);
+      }
+      if (r instanceof Promise) return r.then((x) => decided(ctx, set, parts, x), (e) => failed(ctx, set, e));
+      decided(ctx, set, parts, r);
+    };
+    return step;
+  },
+};
+
+/** Token tiers admitted the request; the tokens it actually used are charged when it settles. */
+function chargeTokensLater(ctx: RequestContext, set: TierSet, parts: string[], store: Store, metrics: MeteringMetrics, warn: (m: string, e?: unknown) => void): void {
+  UsageMeter.of(ctx, metrics).onSettled((s) => {
+    if (s.refund || s.tokens.total <= 0) return;
+    const tp = set.tokenIdx.map((i) => parts[i]);
+    try {
+      const r = store.charge(tp, set.tokenSpecs, s.tokens.total);
+      if (r instanceof Promise) r.catch((e) => { metrics.storeErrors.labels('charge', 'open').inc(); warn('rate limit store: token charge failed', e); });
+    } catch (e) {
+      metrics.storeErrors.labels('charge', 'open').inc();
+      warn('rate limit store: token charge failed', e);
+    }
+  });
+}
+
+interface MergedRule { rule: RateLimitRule; scope: string }
+
+/**
+ * The merge rule: a route rule with the same (by, unit, window) as a plan tier replaces that tier on
+ * this route (and counts in a bucket of this route); other route rules are added. All must pass.
+ */
+function merge(planRules: readonly RateLimitRule[], routeRules: readonly RateLimitRule[], plan: string, routeName: string): MergedRule[] {
+  const same = (a: RateLimitRule, b: RateLimitRule) => (a.by ?? 'consumer') === (b.by ?? 'consumer') && a.unit === b.unit && a.window === b.window;
+  const out: MergedRule[] = [];
+  planRules.forEach((p, i) => { if (!routeRules.some((r) => same(r, p))) out.push({ rule: p, scope: `p:${plan}:${i}` }); });
+  routeRules.forEach((r, i) => out.push({ rule: r, scope: `r:${routeName}:${i}` }));
+  return out;
+}
+
+function compileSet(rules: MergedRule[], fallback: 'open' | 'closed'): TierSet {
+  // Same `by` next to each other: the Redis store decides a run of equal partitions in one script.
+  const sorted = rules.map((m, i) => ({ m, i, by: byOf(m.rule) })).sort((a, b) => ORDER[a.by] - ORDER[b.by] || a.i - b.i);
+  const tiers: Tier[] = [];
+  const used = new Set<string>();
+  for (const { m, by } of sorted) {
+    const r = m.rule;
+    const tokens = r.unit === 'tokens';
+    if (!tokens && r.cost > r.limit) throw new Error(`rateLimit: cost ${r.cost} is larger than the limit ${r.limit}; no request could ever pass`);
+    const header = by === 'header' ? r.by!.slice(7).toLowerCase() : '';
+    let name = (tokens ? 'tokens-' : '') + windowLabel(r.window);
+    if (used.has(name)) name += '-' + (by === 'header' ? header : by);
+    for (let k = 2; used.has(name); k++) name = name.replace(/~\d+$/, '') + '~' + k;
+    used.add(name);
+    tiers.push({
+      spec: { id: `${m.scope}:${r.unit}:${r.window}`, limit: r.limit, windowMs: r.window, cost: tokens ? 0 : r.cost },
+      by, header, tokens, name,
+    });
+  }
+  const policy = tiers.map((t) => `"${t.name}";q=${t.spec.limit};w=${Math.max(1, Math.round(t.spec.windowMs / 1000))}${t.tokens ? ';qu="tokens"' : ''}`).join(', ');
+  const tokenIdx = tiers.flatMap((t, i) => (t.tokens ? [i] : []));
+  const onErrors = rules.map((m) => m.rule.onError);
+  const onError = onErrors.includes('closed') ? 'closed' : onErrors.includes('open') ? 'open' : fallback;
+  return { tiers, specs: tiers.map((t) => t.spec), policy, tokenIdx, tokenSpecs: tokenIdx.map((i) => tiers[i].spec), onError };
+}
+
+function byOf(r: RateLimitRule): By {
+  const by = r.by ?? 'consumer';
+  return by.startsWith('header:') ? 'header' : (by as By);
+}
+
+/** "1m", "1h", "30s", "1d": the window as people write it. */
+export function windowLabel(ms: number): string {
+  if (ms % 86_400_000 === 0) return `${ms / 86_400_000}d`;
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}
+
