@@ -203,7 +203,7 @@ async function main(): Promise<void> {
     lines.push('');
   }
   lines.push('## Reading it', '');
-  lines.push('- With retries, a GET whose target dies before answering (refused, reset, cut in flight) goes to another target: clients see no error. The budget (20% of requests, at least 3 per 10 s) bounds how many extra upstream calls an outage can cause.');
+  lines.push('- With retries, a GET whose target dies before answering (refused, reset, cut in flight) goes to another target: clients see no error. The budget (20% of requests, at least 10 per 10 s) bounds how many extra upstream calls an outage can cause.');
   lines.push('- Passive health ejects the dead target after 3 failures seen in real traffic; the active check (every 500 ms) keeps it out while it is down and brings it back after 2 passing checks once it is up again: that is the time to recover above.');
   lines.push('- Without them, every request sent to the dead target while it is down fails (one in three with round-robin), and so does every request in flight at the kill.');
   const text = lines.join('\n') + '\n';

@@ -118,7 +118,7 @@ export const upstreamSchema = obj({
     budget: z.string().regex(/^\d+(\.\d+)?%$/, 'a percentage, e.g. "20%"').prefault('20%'),
     backoff: duration.prefault('25ms'),
     /** Retries allowed per 10 s window even when the budget's percentage of traffic is smaller. */
-    minRetries: z.number().int().min(0).prefault(3),
+    minRetries: z.number().int().min(0).prefault(10),
     /** Upstream statuses retried on another target (idempotent, bodyless requests only). */
     retryOn: z.array(z.number().int().min(500).max(599)).prefault([502, 503, 504]),
   }).optional(),

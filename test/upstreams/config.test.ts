@@ -24,7 +24,7 @@ test('resilience settings parse with their defaults', () => {
   const { config } = loadConfigText(base(`  a: { targets: [ http://127.0.0.1:1 ], passiveHealth: {}, retry: {}, circuitBreaker: {}, health: {} }`), 't.yaml', { env: {} });
   const a = config.upstreams.a;
   assert.deepEqual(a.passiveHealth, { failures: 5, minRequests: 20, ejectFor: 1000, maxEjectFor: 30_000 });
-  assert.deepEqual(a.retry, { attempts: 2, budget: '20%', backoff: 25, minRetries: 3, retryOn: [502, 503, 504] });
+  assert.deepEqual(a.retry, { attempts: 2, budget: '20%', backoff: 25, minRetries: 10, retryOn: [502, 503, 504] });
   assert.deepEqual(a.circuitBreaker, { failures: 5, minRequests: 20, resetAfter: 60_000, halfOpenRequests: 1 });
   assert.equal(a.health!.interval, 30_000);
   assert.equal(a.critical, true);
