@@ -51,7 +51,16 @@ export function loadConfigText(text: string, file = 'gatehouse.yaml', opts: Load
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const at = (offset: number | undefined) => (offset === undefined ? {} : (({ line, col }) => ({ line, col }))(lines.linePos(offset)));
 
-  const issues: ConfigIssue[] = doc.errors.map((e) => ({ file, ...at(e.pos[0]), path: '', message: e.message.split('\n')[0] }));
+  // One syntax slip makes the YAML parser report every line after it; the first few are what a person needs.
+  const seenLines = new Set<number | undefined>();
+  const issues: ConfigIssue[] = [];
+  for (const e of doc.errors) {
+    const pos: { line?: number; col?: number } = at(e.pos[0]);
+    if (seenLines.has(pos.line)) continue;
+    seenLines.add(pos.line);
+    if (issues.length === 5) { issues.push({ file, path: '', message: `…and ${doc.errors.length - 5} more YAML syntax errors after these; fix the first one first` }); break; }
+    issues.push({ file, ...pos, path: '', message: e.message.split('\n')[0] });
+  }
   if (issues.length) throw new ConfigError(issues);
 
   // Keys whose variable is missing: the schema's complaint about the placeholder left there would only repeat it.

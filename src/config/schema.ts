@@ -39,9 +39,11 @@ export const rateLimitRule = obj({
   onError: z.enum(['open', 'closed']).optional(),
 });
 const quotaLimit = obj({ limit: positiveInt, period: z.enum(['day', 'month']) });
+/** A bytes quota reads like the sizes elsewhere: `limit: 10gb`. */
+const bytesQuotaLimit = obj({ limit: size.refine((n) => n > 0, 'a quota limit must be positive'), period: z.enum(['day', 'month']) });
 export const planSchema = obj({
   rateLimit: z.array(rateLimitRule).prefault([]),
-  quota: obj({ requests: quotaLimit.optional(), tokens: quotaLimit.optional(), bytes: quotaLimit.optional() }).optional(),
+  quota: obj({ requests: quotaLimit.optional(), tokens: quotaLimit.optional(), bytes: bytesQuotaLimit.optional() }).optional(),
 });
 
 // ---- identity ---------------------------------------------------------------

@@ -31,7 +31,11 @@ export const size = z.union([z.string(), z.number()], { error: 'expected a size,
   return r;
 });
 
-export const positiveInt = z.number().int().positive();
+/**
+ * A positive integer, also from a string of digits: `limit: "${RATE_LIMIT_REQUESTS:-100}"` must be quoted inside
+ * a flow mapping (`{ … }`), and quoted scalars stay strings after interpolation.
+ */
+export const positiveInt = z.preprocess((v) => (typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : v), z.number({ error: 'expected a whole number' }).int().positive());
 
 /** `host:port`, `:port` or a bare port. */
 export const listenAddress = z.union([z.string(), z.number()]).transform((v, ctx) => {

@@ -34,7 +34,7 @@ routes:
   t.after(async () => { await g.close(); await blue.close(); await green.close(); });
   await eventually(async () => (await admin(g, 'GET', '/admin/upstreams/chat')).body.targets.every((x: { health: { checks: number } }) => x.health.checks > 0), 3000);
 
-  const slow = request(`${g.url}/v1/slow?ms=400`);
+  const slow = request(`${g.url}/v1/slow?ms=1200`);
   await eventually(async () => (await admin(g, 'GET', '/admin/upstreams/chat')).body.targets[0].inflight === 1, 2000);
   const list = await admin(g, 'GET', '/admin/upstreams');
   assert.equal(list.status, 200);
@@ -55,7 +55,7 @@ routes:
   assert.equal(chat.targets[0].circuit.state, 'closed');
   assert.deepEqual([chat.targets[1].role, chat.targets[1].weight], ['standby', 0]);
   assert.equal(list.body[1].targets[0].url, `${green.url}/api`, 'the base path is part of a target');
-  assert.equal((await (await slow).body.json() as { slept: number }).slept, 400);
+  assert.equal((await (await slow).body.json() as { slept: number }).slept, 1200);
   assert.equal((await admin(g, 'GET', '/admin/upstreams/nope')).status, 404);
 });
 
@@ -135,12 +135,12 @@ routes:
   const switched = await admin(g, 'POST', '/admin/upstreams/chat/weights', { weights: { [blue.url]: 0, [green.url]: 100 } });
   const switchedAt = performance.now();
   assert.equal(switched.status, 200);
-  await new Promise((r) => setTimeout(r, 400));
+  await new Promise((r) => setTimeout(r, 500));
   const backSentAt = performance.now();
   const back = await admin(g, 'POST', '/admin/upstreams/chat/weights', { weights: [100, 0] });
   const backAt = performance.now();
   assert.equal(back.status, 200);
-  await new Promise((r) => setTimeout(r, 300));
+  await new Promise((r) => setTimeout(r, 500));
   stop = true;
   await Promise.all(workers);
   const slow = await inflight;
@@ -148,12 +148,12 @@ routes:
   await slow.body.dump();
 
   assert.deepEqual(failures, [], 'no client saw a failure');
-  assert.ok(seen.length > 100, `load kept flowing (${seen.length} requests)`);
+  assert.ok(seen.length > 30, `load kept flowing (${seen.length} requests)`);
   // requests sent after the switch's answer and before the switch back was sent
   const between = seen.filter((s) => s.at > switchedAt && s.at < backSentAt);
   const after = seen.filter((s) => s.at > backAt);
-  assert.ok(between.length > 10 && between.every((s) => s.service === 'green'), 'requests sent after the switch all went to green');
-  assert.ok(after.length > 10 && after.every((s) => s.service === 'blue'), 'and after switching back, to blue');
+  assert.ok(between.length > 3 && between.every((s) => s.service === 'green'), 'requests sent after the switch all went to green');
+  assert.ok(after.length > 3 && after.every((s) => s.service === 'blue'), 'and after switching back, to blue');
   t.diagnostic(`blue-green: ${seen.length} requests, ${failures.length} failures; ${between.length} on green between the switches`);
 });
 

@@ -69,7 +69,7 @@ test('every balancer honours exclusion (a retry goes elsewhere) and falls back t
 
 test('least-request steers traffic away from a slow target through the gateway; round-robin does not', async (t) => {
   const fast = await startFaulty('fast');
-  const slow = await startFaulty('slow', { mode: 'slow', delayMs: 150 });
+  const slow = await startFaulty('slow', { mode: 'slow', delayMs: 200 });
   t.after(async () => { await fast.close(); await slow.close(); });
   for (const balance of ['least-request', 'round-robin'] as const) {
     const g = await startGateway(`
@@ -80,7 +80,7 @@ routes:
 `);
     fast.calls = 0;
     slow.calls = 0;
-    // 6 clients, 60 requests: the slow target holds its requests 150 ms, so its in-flight count stays high
+    // 6 clients, 60 requests: the slow target holds its requests 200 ms, so its in-flight count stays high
     let next = 0;
     await Promise.all(Array.from({ length: 6 }, async () => {
       while (next++ < 60) {

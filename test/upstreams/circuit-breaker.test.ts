@@ -84,7 +84,7 @@ routes:
 
   // a slow upstream while half-open: of 5 concurrent requests, one is the probe and four are refused at the gateway
   up.mode = 'slow';
-  up.delayMs = 200;
+  up.delayMs = 600; // long enough that all five arrive while the probe is out, even on a loaded machine
   await sleep(400);
   const results = await Promise.all(Array.from({ length: 5 }, () => get(`${g.url}/x`)));
   assert.equal(results.filter((r) => r.status === 200).length, 1);
