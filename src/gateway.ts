@@ -21,7 +21,7 @@ import { healthz, readyz, type HealthSource } from './server/health.ts';
 import { createAdminServer, type AdminHandler } from './admin/server.ts';
 import { GatewayError, problemBody } from './errors.ts';
 import type { GatewayServices } from './services.ts';
-import { writeAccessLog } from './observability/access-log.ts';
+import { createAccessLog } from './observability/access-log.ts';
 import cluster from 'node:cluster';
 import { createStore } from './state/index.ts';
 import { usageAdminRoute } from './metering/admin.ts';
@@ -91,7 +91,7 @@ export class Gateway {
       table: this.table,
       logger: this.logger,
       metrics: this.metrics,
-      accessLog: log.accessLog,
+      accessLog: createAccessLog(this.logger, log.accessLog),
       trusted,
       builtins,
       identityHeaders: this.services.identityHeaders,
@@ -104,7 +104,6 @@ export class Gateway {
       preflight: createPreflightResponder(this.table, this.services, (ctx, err) => failWith(ctx, err, this.draining)),
       // content-based routing: only configs with a match.body condition get a chooser (and only those routes peek)
       choose: this.table.routes.some((r) => r.bodyCondition !== null) ? createChooser(config.server.limits.bodyPeek) : undefined,
-      onTunnelClosed: (ctx) => { if (log.accessLog) writeAccessLog(this.logger, ctx, 101, performance.now() - ctx.start); },
     };
     this.runtime = rt;
     const limits = config.server.limits;

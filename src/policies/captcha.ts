@@ -11,8 +11,6 @@ import type { Policy } from './types.ts';
  * reaches the upstream. Fails closed: no answer from the provider is never a pass.
  */
 
-/** How much of a body is read to find a token field; the body is replayed unchanged afterwards. */
-export const CAPTCHA_PEEK = 64 * 1024;
 /** Real tokens are a few KiB at most; anything longer is refused without asking the provider. */
 const MAX_TOKEN = 8 * 1024;
 const RETRY_AFTER = { 'retry-after': '5' };
@@ -44,6 +42,8 @@ export const captchaPolicy: Policy = {
     // Without a header the widget's own form field is the default place to look.
     const field = c.tokenField ?? (header === undefined ? PROVIDERS[c.provider as CaptchaProvider].tokenField : undefined);
     const log = services.logger;
+    // How much of a body is read to find the token field (server.limits.bodyPeek); replayed unchanged afterwards.
+    const peekCap = config.server.limits.bodyPeek;
     const where = [header && `header ${c.tokenHeader}`, field && `field "${field}"`].filter(Boolean).join(' or ');
 
     return async (ctx: RequestContext) => {
@@ -53,7 +53,7 @@ export const captchaPolicy: Policy = {
         if (typeof v === 'string' && v !== '') token = v;
       }
       if (token === undefined && field !== undefined) {
-        const { bytes } = await peekBody(ctx, CAPTCHA_PEEK);
+        const { bytes } = await peekBody(ctx, peekCap);
         token = extractField(bytes, ctx.req.headers['content-type'], field);
       }
       if (token === undefined || token === '') throw new GatewayError('captcha_failed', `A captcha token is required (${where}).`);

@@ -9,7 +9,7 @@ import { nextTraceparent, requestIdFrom } from '../observability/trace.ts';
 import { peerAddress } from '../server/client-ip.ts';
 import { upstreamRequestHeaders, clientResponseHeaders } from './headers.ts';
 import { upstreamError } from './errors.ts';
-import { hasDuplicateCredentials, DUPLICATE_CREDENTIALS, type HandlerRuntime } from '../server/handler.ts';
+import { hasDuplicateCredentials, DUPLICATE_CREDENTIALS, finishExchange, type HandlerRuntime } from '../server/handler.ts';
 import type { Step } from '../policies/types.ts';
 import { OUTCOME_FAIL, OUTCOME_NEUTRAL, OUTCOME_OK, type Outcome, type Target } from '../upstreams/upstream.ts';
 import { failover } from '../upstreams/failover.ts';
@@ -30,6 +30,8 @@ export function createUpgradeHandler(rt: HandlerRuntime, tunnels: Set<Duplex>) {
     ctx.requestId = requestIdFrom(req.headers['x-request-id'] as string | undefined);
     ctx.traceparent = nextTraceparent(req.headers.traceparent as string | undefined);
     const fail = (e: unknown) => { rt.fail(ctx, toGatewayError(e)); res.once('finish', () => socket.end()); };
+    // One access line and metric per upgrade, whatever its fate: refused (its status), tunnelled (101), or abandoned (499).
+    socket.once('close', () => finishExchange(rt, ctx, ctx.status > 0 ? ctx.status : 499));
 
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return fail(new GatewayError('bad_request', 'Only WebSocket upgrades are supported.'));
     if (hasDuplicateCredentials(req.rawHeaders)) return fail(DUPLICATE_CREDENTIALS);
@@ -102,7 +104,6 @@ function tunnel(rt: HandlerRuntime, ctx: RequestContext, socket: Duplex, head: B
         rt.metrics.inflightStreams.labels('websocket').dec();
         up.destroy();
         socket.destroy();
-        rt.onTunnelClosed?.(ctx);
       };
       up.on('error', end).on('close', end);
       socket.on('error', end).on('close', end);

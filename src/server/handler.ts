@@ -9,18 +9,17 @@ import type { Step } from '../policies/types.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { TrustedProxies } from './client-ip.ts';
 import { peerAddress } from './client-ip.ts';
-import { writeAccessLog } from '../observability/access-log.ts';
+import type { AccessLog } from '../observability/access-log.ts';
 
 export interface HandlerRuntime extends ProxyRuntime {
   table: RouteTable;
   logger: Logger;
-  accessLog: boolean;
+  /** Writes the access line; null when access logging is off. */
+  accessLog: AccessLog | null;
   trusted: TrustedProxies;
   /** Built-in endpoints on the main listener (/healthz, /readyz); answered before routing. */
   builtins: Map<string, (req: IncomingMessage, res: ServerResponse) => void>;
   /** Picks among candidates whose header/query conditions hold; async when a body condition needs a peek. */
-  /** Called when a WebSocket tunnel ends (access log). */
-  onTunnelClosed?(ctx: RequestContext): void;
   choose?(ctx: RequestContext, candidates: readonly CompiledRoute[]): CompiledRoute | null | Promise<CompiledRoute | null>;
   /** Answers a CORS preflight for the route serving the requested method; false when that route leaves CORS to the upstream. */
   preflight?(ctx: RequestContext): boolean;
@@ -34,7 +33,7 @@ export function createRequestHandler(rt: HandlerRuntime) {
       ctx.clientGone = true;
       if (ctx.abortUpstream !== null) ctx.abortUpstream();
     }
-    finish(rt, ctx);
+    finishExchange(rt, ctx, this.writableFinished ? this.statusCode : 499);
   };
 
   return function handle(req: IncomingMessage, res: ServerResponse): void {
@@ -143,11 +142,11 @@ export function failWith(ctx: RequestContext, err: GatewayError, draining: boole
   if (err.headers?.connection === 'close') res.once('finish', () => ctx.req.destroy());
 }
 
-function finish(rt: HandlerRuntime, ctx: RequestContext): void {
+/** Once per exchange (HTTP or WebSocket): finish hooks, metrics, the access line. 499: the client left first. */
+export function finishExchange(rt: HandlerRuntime, ctx: RequestContext, status: number): void {
   if (ctx.onFinish !== null) for (const fn of ctx.onFinish) { try { fn(ctx); } catch (e) { rt.logger.error({ err: e }, 'finish hook failed'); } }
   if (ctx.status === -1) return; // built-in endpoints are not traffic
-  const status = ctx.clientGone && !ctx.res.writableFinished ? 499 : ctx.res.statusCode;
   const ms = performance.now() - ctx.start;
-  rt.metrics.observeRequest(ctx.route?.name ?? 'none', ctx.req.method ?? 'GET', status === 499 ? 499 : status, ms / 1000);
-  if (rt.accessLog) writeAccessLog(rt.logger, ctx, status, ms);
+  rt.metrics.observeRequest(ctx.route?.name ?? 'none', ctx.req.method ?? 'GET', status, ms / 1000);
+  if (rt.accessLog !== null) rt.accessLog(ctx, status, ms);
 }

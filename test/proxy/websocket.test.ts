@@ -98,3 +98,17 @@ test('a route without websocket: true refuses the upgrade and opens no tunnel', 
   assert.ok(status >= 400 && status < 500, `refused with ${status}`);
   assert.equal(up.stats.requests, before, 'the upgrade never reached the upstream');
 });
+
+test('every upgrade gets one access line: refused (its status) and tunnelled (101)', async () => {
+  const refused = new WebSocket(g.url.replace('http', 'ws') + '/ws/plain');
+  await new Promise((r) => refused.once('error', r));
+  const ok = new WebSocket(g.url.replace('http', 'ws') + '/ws/chat');
+  await new Promise((r) => ok.once('message', r));
+  ok.close(1000, 'done');
+  const lines = await eventually(() => {
+    const l = g.logs.filter((x) => x.type === 'access' && (x.path === '/ws/plain' || x.path === '/ws/chat') && (x.status === 101 || x.status === 404));
+    return l.length >= 2 ? l : undefined;
+  });
+  assert.ok(lines!.some((x) => x.path === '/ws/plain' && x.status === 404 && x.error === 'not_found'));
+  assert.ok(lines!.some((x) => x.path === '/ws/chat' && x.status === 101 && x.route === 'ws'));
+});

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Gatehouse with the full chain the design budgets for (JWT + rate limit + metrics + access log), on the paths
 # the harness uses. Metrics and the access log are on by default in the shared adapter's config.
-# NOT ACTIVE: this build has no JWT or rate-limit policy yet. When it does, check the YAML still validates
-# (`gatehouse validate`), then move this file to bench/proxies/ and it runs with every `npm run bench`.
+# Validated against this build; it runs with every `npm run bench` (see bench/README.md for variants).
 #
 # The token below is HS256 over the bench secret (iss/aud as configured, sub bench-user, exp 2100-01-01);
 # bench/run.sh makes wrk, pace.mjs and stream.mjs send it to this proxy only.
