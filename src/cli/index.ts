@@ -5,7 +5,6 @@ import { ConfigError, formatIssue } from '../config/errors.ts';
 import { configSchema } from '../config/schema.ts';
 import { Gateway } from '../gateway.ts';
 import { describeRoutes, formatRouteTable } from '../routing/describe.ts';
-import { runDemo } from './demo.ts';
 import { runImport } from './import-openapi.ts';
 import { runToken, runHashKey } from './token.ts';
 import { COMMANDS, usage } from './help.ts';
@@ -29,7 +28,7 @@ export async function main(argv: string[]): Promise<void> {
 
   switch (cmd) {
     case 'start': return start(file, v);
-    case 'demo': return runDemo({ port: v.port ? Number(v.port) : 8000, host: (v.host as string) ?? '127.0.0.1' });
+    case 'demo': return (await import('./demo.ts')).runDemo({ port: v.port ? Number(v.port) : 8000, host: (v.host as string) ?? '127.0.0.1' });
     case 'validate': {
       const loaded = load(file, {});
       compile(loaded);

@@ -1,5 +1,8 @@
 import { pino, type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import { createRequire } from 'node:module';
+
+// pino-pretty is for development only; loading it lazily keeps it out of production processes.
+const requireLazy = createRequire(import.meta.url);
 
 export type { Logger };
 
@@ -15,7 +18,7 @@ export function createLogger(opts: { level: string; format: 'json' | 'pretty'; d
     // epoch milliseconds: ISO formatting per line costs more than the rest of the access log
     timestamp: pino.stdTimeFunctions.epochTime,
   };
-  if (opts.format === 'pretty') return pino(base, pretty({ colorize: process.stdout.isTTY, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,type', singleLine: true, destination: opts.destination as never }));
+  if (opts.format === 'pretty') return pino(base, (requireLazy('pino-pretty') as typeof import('pino-pretty'))({ colorize: process.stdout.isTTY, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,type', singleLine: true, destination: opts.destination as never }));
   if (opts.destination) return pino(base, opts.destination as never);
   const dest = pino.destination({ sync: false, minLength: 4096 });
   // Buffered for throughput, but a quiet gateway must not hold its lines (startup, errors) until 4 KiB pile up.

@@ -1,5 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { Redis } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis } from 'ioredis';
+
+// Loaded only when a config uses the Redis store: ioredis adds ~10 MB to every process that imports it.
+const requireLazy = createRequire(import.meta.url);
 import type { Logger } from '../observability/logger.ts';
 import { periodOf, periodEnd, usageFields, StoreError, type ConsumeResult, type QuotaSpec, type QuotaStatus, type ReserveResult, type Store, type TierSpec, type TierState, type UsageDelta, type UsageRow } from './store.ts';
 import { USAGE_RETENTION_DAYS } from './memory.ts';
@@ -44,7 +48,8 @@ export class RedisStore implements Store {
     this.prefix = o.keyPrefix;
     this.timeout = o.timeout;
     this.warn = throttledWarn(o.logger, 10_000);
-    this.client = new Redis(o.url, {
+    const RedisClient = (requireLazy('ioredis') as typeof import('ioredis')).Redis;
+    this.client = new RedisClient(o.url, {
       // Fail fast while disconnected instead of queueing requests behind a dead connection.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
