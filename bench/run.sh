@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # npm run bench: Gatehouse beside its peers, in one run, with the shared harness (../shared/bench).
 #
-#   bash bench/run.sh [--quick] [--proxies a,b,...] [--rounds N] [--duration S] [--rate R] [--upload MiB] [--no-stream]
+#   bash bench/run.sh [--quick] [--proxies a,b,...] [--rounds N] [--duration S] [--rate R] [--upload MiB] [--no-stream] [--no-micro]
 #
 # 1. Finds the shared bench dir (${SHARED_BENCH:-<repo>/../shared/bench}) and installs its peers (its setup.sh)
 #    if any are missing.
@@ -21,7 +21,7 @@ BENCH=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$BENCH")
 SHARED=${SHARED_BENCH:-$REPO/../shared/bench}
 PROXIES=nginx,haproxy,caddy,node-dispatch,fast-gateway,fastify-reply-from,gatehouse,gatehouse-variants
-QUICK=0 ROUNDS= DURATION= RATE=3000 UPLOAD= STREAM=1
+QUICK=0 ROUNDS= DURATION= RATE=3000 UPLOAD= STREAM=1 MICRO_BENCH=1
 usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do case $1 in
   --quick) QUICK=1; shift;;
@@ -31,6 +31,7 @@ while [ $# -gt 0 ]; do case $1 in
   --rate) RATE=$2; shift 2;;
   --upload) UPLOAD=$2; shift 2;;
   --no-stream) STREAM=0; shift;;
+  --no-micro) MICRO_BENCH=0; shift;;
   -h|--help) usage;;
   *) echo "bench: unknown argument $1" >&2; usage;;
 esac; done
@@ -163,6 +164,17 @@ if [ "$STREAM" = 1 ]; then
 else SJ= ST=; fi
 set +m
 
+# --- Policy costs in the same run (single-process measurements, not peers): the JWT verifier and the
+# memory/Redis rate limiters beside the public route. Printed tables are appended to the report as-is.
+MICRO=$WORK/micro.txt; : > "$MICRO"
+if [ "$MICRO_BENCH" = 1 ]; then
+  JN=20000 LN=3000; [ "$QUICK" = 1 ] && JN=5000 LN=1000
+  for c in "bench/jwt-verify.ts --n $JN --rounds 3" "bench/limiter.ts --requests $LN"; do
+    log "micro: node --import tsx $c"
+    { echo "\$ node --import tsx $c"; (cd "$REPO" && node --import tsx $c) 2>&1; echo; } >> "$MICRO"
+  done
+fi
+
 # --- Report.
 npmv() { node -p "require('$PEERS/node_modules/$1/package.json').version" 2>/dev/null || echo '?'; }
 GH_COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')
@@ -185,3 +197,9 @@ SHARED_SRC=$SHARED node -e '
 
 OUTMD=$BENCH/RESULTS.md; [ "$MODE" = quick ] && OUTMD=$BENCH/RESULTS.quick.md
 node "$BENCH/report.mjs" --peers "$PJ" --peers-txt "$PT" ${SJ:+--stream "$SJ" --stream-txt "$ST"} --meta "$META" --out "$OUTMD"
+if [ -s "$MICRO" ]; then
+  { echo; echo '## Policy costs (same run): JWT verification and rate limiters beside the public route'; echo
+    echo 'Targets: JWT route ≤ 15 µs CPU added per request (cached RS256/ES256 key); memory limiter ≤ 5 µs CPU; Redis limiter ≤ 0.3 ms median added.'; echo
+    echo '```'; cat "$MICRO"; echo '```'; } >> "$OUTMD"
+  cp "$MICRO" "$BENCH/results/micro-$STAMP$([ "$QUICK" = 1 ] && echo -quick).txt"
+fi
