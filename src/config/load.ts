@@ -4,6 +4,7 @@ import { configSchema, type Config } from './schema.ts';
 import { interpolate } from './interpolate.ts';
 import { ConfigError, formatPath, type ConfigIssue } from './errors.ts';
 import { checkReferences } from './check.ts';
+import { suggest } from './suggest.ts';
 
 /** `GATEHOUSE_*` variables that override server settings (precedence: defaults → file → env → CLI flags). */
 const ENV_OVERRIDES: Record<string, { path: string[]; list?: boolean }> = {
@@ -100,6 +101,9 @@ export function loadConfigText(text: string, file = 'gatehouse.yaml', opts: Load
       const key = iss.code === 'unrecognized_keys' ? iss.keys[0] : undefined;
       issues.push({ ...locate(iss.path, key), message: iss.message });
     }
+    // The cross-reference checks need a valid config; the commonest one (a misspelt upstream name) is cheap to
+    // find on the raw file too, so one run reports it beside the schema's problems.
+    for (const r of rawUpstreamRefs(raw)) if (!issues.some((i) => i.path === formatPath(r.path))) issues.push({ ...locate(r.path), message: r.message });
     throw new ConfigError(issues);
   }
   if (issues.length) throw new ConfigError(issues);
@@ -171,6 +175,19 @@ function nodeOffset(doc: Document, path: readonly PropertyKey[], key?: string): 
     } else break;
   }
   return offset;
+}
+
+function rawUpstreamRefs(raw: Record<string, unknown>): Array<{ path: PropertyKey[]; message: string }> {
+  const ups = raw.upstreams !== null && typeof raw.upstreams === 'object' ? Object.keys(raw.upstreams) : [];
+  const routes = Array.isArray(raw.routes) ? raw.routes : [];
+  const out: Array<{ path: PropertyKey[]; message: string }> = [];
+  routes.forEach((r, i) => {
+    const name = (r as { upstream?: unknown } | null)?.upstream;
+    if (typeof name !== 'string' || ups.includes(name)) return;
+    const s = suggest(name, ups);
+    out.push({ path: ['routes', i, 'upstream'], message: `unknown upstream "${name}"${s ? ` (did you mean "${s}"?)` : ups.length ? ` (known: ${ups.join(', ')})` : ''}` });
+  });
+  return out;
 }
 
 function parseDotted(p: string): PropertyKey[] {

@@ -153,3 +153,17 @@ ${BASE.replace('    auth: public\n', '    auth: public\n    timeout: { connect: 
   assert.deepEqual(config.routes[0].timeout, { connect: 1000, response: 120_000, idle: 30_000 });
   assert.equal(config.routes[0].limits?.maxBodySize, 1024 ** 3);
 });
+
+test('a misspelt upstream is reported in the same run as schema errors elsewhere', () => {
+  const lines = errorsOf(`upstreams:
+  chat: { targets: [ http://127.0.0.1:8002 ] }
+routes:
+  - match: { path: /v1/chat, methdos: [POST] }
+    upstream: caht
+    auth: public
+`);
+  assert.deepEqual(lines, [
+    'gw.yaml:4:30 routes[0].match.methdos: unknown key "methdos" (did you mean "methods"?)',
+    'gw.yaml:5:15 routes[0].upstream: unknown upstream "caht" (did you mean "chat"?)',
+  ]);
+});
