@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import { request } from 'undici';
 import { loadConfigText } from '../src/config/load.ts';
 import { Gateway } from '../src/gateway.ts';
 import { createLogger } from '../src/observability/logger.ts';
@@ -54,4 +55,11 @@ export async function eventually<T>(fn: () => T | Promise<T>, ms = 2000): Promis
     if (Date.now() > end) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** One request, body read as text: status, headers, text and a lazy JSON parse. */
+export async function call(url: string, opts: { headers?: Record<string, string>; method?: string; body?: string } = {}) {
+  const r = await request(url, { method: (opts.method ?? 'GET') as 'GET', headers: opts.headers, body: opts.body });
+  const text = await r.body.text();
+  return { status: r.statusCode, headers: r.headers, text, json: () => JSON.parse(text) };
 }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { request } from 'undici';
 import { startDemoServer, type DemoServer } from '../../src/demo/services.ts';
-import { startGateway, eventually, type TestGateway } from '../helpers.ts';
+import { call, startGateway, eventually, type TestGateway } from '../helpers.ts';
 
 const hash = (k: string) => 'sha256:' + createHash('sha256').update(k).digest('hex');
 const KEY = { 'x-api-key': 'key-acme' };
@@ -27,11 +27,6 @@ ${routes}
   return { g, up };
 }
 
-async function call(url: string, opts: { headers?: Record<string, string>; method?: string; body?: string } = {}) {
-  const r = await request(url, { method: (opts.method ?? 'GET') as 'GET', headers: opts.headers, body: opts.body });
-  const text = await r.body.text();
-  return { status: r.statusCode, headers: r.headers, text, json: () => JSON.parse(text) };
-}
 
 interface UsageReport { quotas: Array<{ kind: string; used: number; limit: number; resetAt: string }>; totals: Record<string, Record<string, number>> }
 async function usage(g: TestGateway): Promise<UsageReport> {

@@ -1,9 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { request } from 'undici';
 import { startDemoServer, type DemoServer } from '../../src/demo/services.ts';
-import { startGateway, type TestGateway } from '../helpers.ts';
+import { call, startGateway, type TestGateway } from '../helpers.ts';
 import { ipPartition, ipv6Prefix64 } from '../../src/policies/rate-limit-keys.ts';
 
 const hash = (k: string) => 'sha256:' + createHash('sha256').update(k).digest('hex');
@@ -22,11 +21,6 @@ ${routes}
   return { g, up };
 }
 
-async function call(url: string, opts: { headers?: Record<string, string>; method?: string; body?: string } = {}) {
-  const r = await request(url, { method: (opts.method ?? 'GET') as 'GET', headers: opts.headers, body: opts.body });
-  const text = await r.body.text();
-  return { status: r.statusCode, headers: r.headers, text, json: () => JSON.parse(text) };
-}
 
 test('several tiers: headers on every answer, 429 with Retry-After, and a refused request consumes no tier', async (t) => {
   const { g } = await setup(t, `
