@@ -14,31 +14,18 @@ import type { TierSpec, TierState } from './store.ts';
 export function decide(tier: TierSpec, tat: number, now: number, out: TierState): number {
   const t = tier.windowMs / tier.limit;
   const base = tat > now ? tat : now;
-  if (tier.cost === 0) {
-    // Token tiers: admit while at least one unit is left; the actual use is charged later.
-    const next = base + t;
-    if (next - now > tier.windowMs + 1e-6) {
-      out.remaining = 0;
-      out.resetMs = base - now;
-      out.retryMs = next - tier.windowMs - now;
-      return -1;
-    }
-    out.remaining = Math.floor((tier.windowMs - (base - now)) / t + 1e-9);
-    out.resetMs = base - now;
-    out.retryMs = 0;
-    return base;
-  }
-  const next = base + tier.cost * t;
+  // Token tiers (cost 0) admit while at least one unit is left and are charged later: test as cost 1, consume nothing.
+  const next = base + (tier.cost === 0 ? 1 : tier.cost) * t;
   if (next - now > tier.windowMs + 1e-6) {
-    out.remaining = Math.max(0, Math.floor((tier.windowMs - (base - now)) / t + 1e-9));
-    out.resetMs = base - now;
+    peek(tier, tat, now, out);
     out.retryMs = next - tier.windowMs - now;
     return -1;
   }
-  out.remaining = Math.floor((tier.windowMs - (next - now)) / t + 1e-9);
-  out.resetMs = next - now;
+  const stored = tier.cost === 0 ? base : next;
+  out.remaining = Math.floor((tier.windowMs - (stored - now)) / t + 1e-9);
+  out.resetMs = stored - now;
   out.retryMs = 0;
-  return next;
+  return stored;
 }
 
 /** The state a tier shows when it was not consumed (another tier denied the request). */
