@@ -14,12 +14,11 @@
 import { parseArgs } from 'node:util';
 import { generateKeyPairSync } from 'node:crypto';
 import { SignJWT } from 'jose';
-import { configSchema, type Config } from '../src/config/schema.ts';
-import { JwtVerifier } from '../src/auth/jwt-verifier.ts';
+import type { Config } from '../src/config/schema.ts';
+import type { JwtVerifier } from '../src/auth/jwt-verifier.ts';
 import { authPolicy } from '../src/policies/auth.ts';
-import { RequestContext } from '../src/server/context.ts';
-import type { GatewayServices } from '../src/services.ts';
-import type { Step } from '../src/policies/types.ts';
+import { RequestContext, type Step } from '../src/pipeline/context.ts';
+import { compileEnv, configFrom, verifierFor } from '../test/support/compile-env.ts';
 import { pino } from 'pino';
 
 const { values } = parseArgs({ options: { n: { type: 'string', default: '20000' }, rounds: { type: 'string', default: '5' }, e2e: { type: 'boolean', default: false }, requests: { type: 'string', default: '40000' } } });
@@ -38,11 +37,11 @@ const families = [
 ] as const;
 
 function config(provider: object, cacheEntries: number): Config {
-  return configSchema.parse({
+  return configFrom(JSON.stringify({
     auth: { jwt: [{ name: 'bench', issuer: 'https://issuer.bench', audiences: ['api'], claimsToHeaders: { sub: 'X-User-Id' }, ...provider }], tokenCache: { maxEntries: cacheEntries } },
     upstreams: { u: { targets: ['http://127.0.0.1:1'] } },
     routes: [{ match: { path: '/' }, upstream: 'u', auth: 'jwt' }],
-  });
+  }));
 }
 
 const sign = (alg: string, key: unknown) => new SignJWT({ plan: 'pro' }).setProtectedHeader({ alg }).setSubject('user-1').setIssuer('https://issuer.bench').setAudience('api').setIssuedAt().setExpirationTime('1h').sign(key as Uint8Array);
@@ -75,8 +74,7 @@ function measureStep(step: Step, token: string, n: number): number {
 }
 
 function stepFor(cfg: Config): Step {
-  const services: GatewayServices = { config: cfg, logger, metrics: null as never, trusted: null as never, identityHeaders: new Set(), closers: [], shared: new Map() };
-  return authPolicy.compile({ config: cfg, route: cfg.routes[0], routeName: 'bench', services })!;
+  return authPolicy.compile({ config: cfg, route: cfg.routes[0], env: compileEnv({ logger }) })!;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -86,8 +84,8 @@ console.log(`node ${process.version}, ${N} verifications per measurement, median
 console.log('alg      cold (jose)   cached (verifier)   auth step, cached token');
 for (const f of families) {
   const token = await sign(f.alg, f.signKey);
-  const cold = new JwtVerifier(config(f.provider, 0), logger);
-  const warm = new JwtVerifier(config(f.provider, 10_000), logger);
+  const cold = verifierFor(config(f.provider, 0));
+  const warm = verifierFor(config(f.provider, 10_000));
   const cfgStep = config(f.provider, 10_000);
   const step = stepFor(cfgStep);
   await cold.verify(token);

@@ -14,15 +14,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
-import { pino } from 'pino';
 import { loadConfigText } from '../src/config/load.ts';
-import { Metrics } from '../src/observability/metrics.ts';
-import { TrustedProxies } from '../src/server/client-ip.ts';
-import { RequestContext } from '../src/server/context.ts';
+import { RequestContext } from '../src/pipeline/context.ts';
 import { rateLimitPolicy } from '../src/policies/rate-limit.ts';
 import { MemoryStore } from '../src/state/memory.ts';
 import { startDemoServer } from '../src/demo/services.ts';
-import type { GatewayServices } from '../src/services.ts';
+import { compileEnv } from '../test/support/compile-env.ts';
 
 const { values: args } = parseArgs({ options: { requests: { type: 'string', default: '3000' }, redis: { type: 'string', default: 'redis://127.0.0.1:6379' } } });
 const N = Number(args.requests);
@@ -36,8 +33,7 @@ routes:
   - { name: limited, match: { path: /x }, upstream: u, auth: public, rateLimit: [ { limit: 1000000000, window: 1m, by: ip }, { limit: 1000000000, window: 1h, by: ip } ] }
 `, 'bench.yaml', { env: {} });
   const store = new MemoryStore();
-  const services: GatewayServices = { config, logger: pino({ level: 'silent' }), metrics: new Metrics({ defaultMetrics: false }), trusted: new TrustedProxies([]), identityHeaders: new Set(), closers: [], shared: new Map(), store };
-  const step = rateLimitPolicy.compile({ config, route: config.routes[0], routeName: 'limited', services })!;
+  const step = rateLimitPolicy.compile({ config, route: config.routes[0], env: compileEnv({ store }) })!;
   const req = { headers: {}, socket: {} } as never;
   const res = {} as never;
   const ips = Array.from({ length: 1000 }, (_, i) => `10.0.${i >> 8}.${i & 255}`);

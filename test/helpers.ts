@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { request } from 'undici';
 import { loadConfigText } from '../src/config/load.ts';
-import { Gateway } from '../src/gateway.ts';
+import { Gateway, type ReloadResult } from '../src/gateway.ts';
 import { createLogger } from '../src/observability/logger.ts';
 
 export interface TestGateway {
@@ -14,6 +14,10 @@ export interface TestGateway {
   logs: Array<Record<string, unknown>>;
   /** Raw log text (to assert that secrets never appear anywhere). */
   rawLogs(): string;
+  /** Replaces the YAML a reload reads (SIGHUP-style: the runtime's `load` reads it, so POST /admin/reload sees it too). */
+  setConfig(yaml: string): void;
+  /** Reloads from the current YAML (or `yaml`, which becomes the current one). */
+  reload(yaml?: string): ReloadResult;
   close(): Promise<void>;
 }
 
@@ -24,9 +28,13 @@ export interface TestGateway {
 export async function startGateway(yaml: string, opts: { env?: NodeJS.ProcessEnv } = {}): Promise<TestGateway> {
   const lines: string[] = [];
   const sink = new Writable({ write(chunk, _enc, cb) { lines.push(...String(chunk).split('\n').filter(Boolean)); cb(); } });
-  const { config } = loadConfigText(yaml, 'test.yaml', { env: opts.env ?? {}, overrides: withEphemeral(yaml) });
-  const logger = createLogger({ level: config.observability.log.level === 'info' ? 'info' : config.observability.log.level, format: 'json', destination: sink });
-  const gw = new Gateway(config, { logger, defaultMetrics: false });
+  let text = yaml;
+  const loadOptions = { env: opts.env ?? {}, overrides: withEphemeral(yaml) };
+  const load = () => loadConfigText(text, 'test.yaml', loadOptions);
+  const loaded = load();
+  const level = loaded.config.observability.log.level;
+  const logger = createLogger({ level, format: 'json', destination: sink });
+  const gw = new Gateway(loaded, { logger, defaultMetrics: false, load });
   const { port, adminPort } = await gw.listen();
   return {
     gw,
@@ -35,6 +43,8 @@ export async function startGateway(yaml: string, opts: { env?: NodeJS.ProcessEnv
     adminUrl: `http://127.0.0.1:${adminPort}`,
     get logs() { return lines.map((l) => { try { return JSON.parse(l); } catch { return { raw: l }; } }); },
     rawLogs: () => lines.join('\n'),
+    setConfig: (next) => { text = next; },
+    reload: (next) => { if (next !== undefined) text = next; return gw.reload(); },
     close: () => gw.close(),
   };
 }

@@ -1,6 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { Config } from '../config/schema.ts';
-import type { Identity } from '../server/context.ts';
+import type { ConsumerConfig } from './schema.ts';
+import type { Identity } from '../pipeline/context.ts';
 import { CONSUMER_ID_HEADER, CONSUMER_PLAN_HEADER } from './identity-headers.ts';
 
 /** A consumer as an API key resolves it: the identity and the upstream headers, built once at load. */
@@ -32,7 +32,7 @@ export class ApiKeyStore {
   private readonly index = new Map<number, Entry[]>();
   readonly size: number = 0;
 
-  constructor(consumers: Config['consumers'], defaultPlan: string | undefined) {
+  constructor(consumers: readonly ConsumerConfig[], defaultPlan: string | undefined) {
     for (const c of consumers) {
       const plan = c.plan ?? defaultPlan;
       const headers = plan !== undefined ? [CONSUMER_ID_HEADER, c.id, CONSUMER_PLAN_HEADER, plan] : [CONSUMER_ID_HEADER, c.id];

@@ -1,4 +1,4 @@
-import type { Identity } from '../server/context.ts';
+import type { Identity } from '../pipeline/context.ts';
 
 export type ClaimValue = string | number | boolean;
 export interface AuthorizeRule {

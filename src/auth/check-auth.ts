@@ -1,20 +1,29 @@
 import type { KeyObject } from 'node:crypto';
-import type { Config } from '../config/schema.ts';
-import type { RefIssue } from '../config/check.ts';
-import { suggest } from '../config/suggest.ts';
+import type { Issue } from '../config/errors.ts';
+import type { AuthSection, ConsumerConfig } from './schema.ts';
 import { loadPublicKey, resolveAlgorithms } from './key-material.ts';
 import { RESERVED_HEADERS } from './identity-headers.ts';
 
 const TOKEN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
 
-/** Identity rules the schema cannot express: key material vs algorithms, issuers, consumers, key hashes, authorize. */
-export function checkAuth(c: Config, out: RefIssue[]): void {
+/** What the identity sections' checks read. */
+export interface AuthSections {
+  server: { environment: string };
+  auth: AuthSection;
+  consumers: readonly ConsumerConfig[];
+}
+
+/** Identity rules the schema cannot express: key material vs algorithms, issuers, claim headers, consumers, key hashes. */
+export function checkAuthSections(c: AuthSections, out: Issue[]): void {
   const issuers = new Map<string, number>();
   const withoutIssuer: number[] = [];
+  const names = c.auth.jwt.map((p) => p.name);
   c.auth.jwt.forEach((p, i) => {
     const at = (...k: PropertyKey[]) => ['auth', 'jwt', i, ...k];
+    if (names.indexOf(p.name) !== i) out.push({ path: at('name'), message: `duplicate provider name "${p.name}"` });
     const sources = [p.secret, p.publicKey, p.jwksUri].filter((s) => s !== undefined).length;
-    if (sources === 1) {
+    if (sources !== 1) out.push({ path: at(), message: 'give exactly one of secret, publicKey or jwksUri' });
+    else {
       let key: KeyObject | undefined;
       let keyOk = true;
       if (p.publicKey !== undefined) {
@@ -57,33 +66,5 @@ export function checkAuth(c: Config, out: RefIssue[]): void {
       if (first !== undefined) out.push({ path: ['consumers', i, 'keys', j], message: `this key hash is listed twice (also ${first}): a key must identify exactly one consumer` });
       else hashes.set(h, where);
     });
-  });
-
-  const consumerIds = [...ids.keys()];
-  const plans = Object.keys(c.plans);
-  const hasKeys = c.consumers.some((k) => k.keys.length > 0);
-  c.routes.forEach((r, i) => {
-    const at = (...k: PropertyKey[]) => ['routes', i, ...k];
-    const auth = r.auth ?? c.defaults.auth;
-    if (auth === 'any' && c.auth.jwt.length === 0 && !hasKeys) out.push({ path: at('auth'), message: 'auth: any needs a provider under auth.jwt or consumers with keys' });
-    const z = r.authorize;
-    if (z === undefined) return;
-    if (auth === 'public' || auth === undefined) { out.push({ path: at('authorize'), message: 'authorize needs an identity: set auth to jwt, apikey or any' }); return; }
-    if (!z.consumers && !z.plans && !z.claims) out.push({ path: at('authorize'), message: 'give consumers, plans or claims' });
-    z.plans?.forEach((p, j) => {
-      if (plans.length > 0 && !c.plans[p]) {
-        const s = suggest(p, plans);
-        out.push({ path: at('authorize', 'plans', j), message: `unknown plan "${p}"${s ? ` (did you mean "${s}"?)` : ` (known: ${plans.join(', ')})`}` });
-      }
-    });
-    if (auth === 'apikey') {
-      z.consumers?.forEach((id, j) => {
-        if (!ids.has(id)) {
-          const s = suggest(id, consumerIds);
-          out.push({ path: at('authorize', 'consumers', j), message: `unknown consumer "${id}"${s ? ` (did you mean "${s}"?)` : ''}` });
-        }
-      });
-      if (z.claims) out.push({ path: at('authorize', 'claims'), message: 'API-key identities have no claims; claims apply to auth: jwt or any' });
-    }
   });
 }

@@ -1,4 +1,4 @@
-import type { Config } from '../config/schema.ts';
+import type { AuthSection } from './schema.ts';
 
 /** Set for API-key consumers. */
 export const CONSUMER_ID_HEADER = 'x-consumer-id';
@@ -8,9 +8,9 @@ export const CONSUMER_PLAN_HEADER = 'x-consumer-plan';
  * Every request header the gateway may set from an identity. The proxy removes inbound copies of all of them
  * on every route (public ones too), so an upstream can trust them whatever the route's auth.
  */
-export function identityHeaderNames(config: Config): string[] {
+export function identityHeaderNames(auth: AuthSection): string[] {
   const names = [CONSUMER_ID_HEADER, CONSUMER_PLAN_HEADER];
-  for (const p of config.auth.jwt) for (const h of Object.values(p.claimsToHeaders)) names.push(h.toLowerCase());
+  for (const p of auth.jwt) for (const h of Object.values(p.claimsToHeaders)) names.push(h.toLowerCase());
   return names;
 }
 

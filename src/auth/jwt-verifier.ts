@@ -1,8 +1,7 @@
 import { jwtVerify, decodeJwt, errors, type JWTPayload, type JWTVerifyOptions, type JWTVerifyGetKey, type JWTHeaderParameters } from 'jose';
 import type { KeyObject } from 'node:crypto';
-import type { Config } from '../config/schema.ts';
-import type { Identity } from '../server/context.ts';
-import type { Logger } from '../observability/logger.ts';
+import type { AuthSection, JwtProviderConfig } from './schema.ts';
+import type { Identity } from '../pipeline/context.ts';
 import { GatewayError } from '../errors.ts';
 import { JwksCache } from './jwks.ts';
 import { loadPublicKey, resolveAlgorithms, type JwsAlg } from './key-material.ts';
@@ -10,7 +9,6 @@ import { VerifiedTokenCache } from './token-cache.ts';
 import { claimHeaderValue } from './identity-headers.ts';
 import { invalidToken } from './challenge.ts';
 
-type ProviderConfig = Config['auth']['jwt'][number];
 
 /** A token that passed verification: who it is, the headers to send upstream, until when this holds. */
 export interface VerifiedToken {
@@ -42,14 +40,21 @@ export class JwtVerifier {
   private readonly fallback: Provider | undefined;
   private readonly cache: VerifiedTokenCache<VerifiedToken>;
   private readonly ttl: number;
-  private readonly jwks: JwksCache[] = [];
+  private readonly plans: ReadonlySet<string>;
+  private readonly defaultPlan: string | undefined;
 
-  constructor(private readonly config: Config, logger: Logger) {
-    const c = config.auth;
+  /**
+   * `jwks` gives the key cache of a `jwksUri:` provider; the caller owns those caches (a reload hands an
+   * unchanged provider's cache, keys and cooldowns included, to the next generation).
+   */
+  constructor(opts: { auth: AuthSection; plans: readonly string[]; defaultPlan: string | undefined; jwks: (p: JwtProviderConfig) => JwksCache }) {
+    const c = opts.auth;
+    this.plans = new Set(opts.plans);
+    this.defaultPlan = opts.defaultPlan;
     this.cache = new VerifiedTokenCache(c.tokenCache.maxEntries);
     this.ttl = c.tokenCache.ttl;
     for (const p of c.jwt) {
-      const provider = this.buildProvider(p, logger);
+      const provider = this.buildProvider(p, opts.jwks);
       if (p.issuer !== undefined) this.byIssuer.set(p.issuer, provider);
       else this.fallback ??= provider;
     }
@@ -62,7 +67,6 @@ export class JwtVerifier {
   }
 
   close(): void {
-    for (const j of this.jwks) j.close();
     this.cache.clear();
   }
 
@@ -87,8 +91,8 @@ export class JwtVerifier {
     const id = typeof claims.sub === 'string' ? claims.sub : typeof claims.client_id === 'string' ? claims.client_id : undefined;
     if (id === undefined || id === '') throw invalidToken('The token has no subject (sub).');
     const planClaim = claims[p.planClaim];
-    const known = this.config.plans;
-    const plan = typeof planClaim === 'string' && (Object.keys(known).length === 0 || Object.hasOwn(known, planClaim)) ? planClaim : this.config.defaults.plan;
+    const known = this.plans;
+    const plan = typeof planClaim === 'string' && (known.size === 0 || known.has(planClaim)) ? planClaim : this.defaultPlan;
     const headers: string[] = [];
     for (const [claim, header] of p.claimsToHeaders) {
       const value = claimHeaderValue(claims[claim]);
@@ -98,18 +102,14 @@ export class JwtVerifier {
     return { identity: { kind: 'jwt', id, plan, claims }, headers, until };
   }
 
-  private buildProvider(p: ProviderConfig, logger: Logger): Provider {
+  private buildProvider(p: JwtProviderConfig, jwks: (p: JwtProviderConfig) => JwksCache): Provider {
     let key: Provider['key'];
     let publicKey: KeyObject | undefined;
     if (p.publicKey !== undefined) publicKey = loadPublicKey(p.publicKey);
     const algorithms = resolveAlgorithms(p, publicKey);
     if (p.secret !== undefined) key = hmacKeys(p.secret, algorithms);
     else if (publicKey !== undefined) key = publicKey;
-    else {
-      const j = new JwksCache({ name: p.name, uri: p.jwksUri!, logger, ...p.jwksCache });
-      this.jwks.push(j);
-      key = j.getKey;
-    }
+    else key = jwks(p).getKey;
     return {
       name: p.name,
       key,

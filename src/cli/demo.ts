@@ -1,7 +1,7 @@
 import { startDemoServices } from '../demo/services.ts';
 import { loadConfigText } from '../config/load.ts';
 import { ConfigError, formatIssue } from '../config/errors.ts';
-import { Gateway } from '../gateway.ts';
+import { Runtime } from '../runtime/runtime.ts';
 import { handleSignals } from './index.ts';
 
 /** The config `gatehouse demo` runs: a route table a newcomer can read in one screen. */
@@ -41,10 +41,10 @@ routes:
 
 export async function runDemo(opts: { port: number; host: string }): Promise<void> {
   const services = await startDemoServices({ host: '127.0.0.1' });
-  let gw: Gateway;
+  let gw: Runtime;
   try {
     const { config } = loadConfigText(demoConfig({ chat: services.chat.url, ingest: services.ingest.url, realtime: services.realtime.url }, `${opts.host}:${opts.port}`), 'demo.yaml');
-    gw = new Gateway(config);
+    gw = new Runtime(config);
   } catch (e) {
     await services.close();
     if (e instanceof ConfigError) { process.stderr.write(e.issues.map(formatIssue).join('\n') + '\n'); process.exit(1); }

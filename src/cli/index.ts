@@ -3,12 +3,13 @@ import { z } from 'zod';
 import { loadConfigFile, type LoadedConfig } from '../config/load.ts';
 import { ConfigError, formatIssue } from '../config/errors.ts';
 import { configSchema } from '../config/schema.ts';
-import { Gateway } from '../gateway.ts';
+import { Runtime } from '../runtime/runtime.ts';
+import { watchConfig } from '../runtime/watch.ts';
 import { describeRoutes, formatRouteTable } from '../routing/describe.ts';
 import { runImport } from './import-openapi.ts';
 import { runToken, runHashKey } from './token.ts';
 import { COMMANDS, usage } from './help.ts';
-import { isPrimary, runPrimary } from './workers.ts';
+import { isPrimary, isWorker, runPrimary, serveReloadsFromPrimary, workerOptions } from './workers.ts';
 
 /** Exit codes: 0 ok, 1 bad config or failed start, 2 bad usage. */
 export async function main(argv: string[]): Promise<void> {
@@ -31,14 +32,15 @@ export async function main(argv: string[]): Promise<void> {
     case 'demo': return (await import('./demo.ts')).runDemo({ port: v.port ? Number(v.port) : 8000, host: (v.host as string) ?? '127.0.0.1' });
     case 'validate': {
       const loaded = load(file, {});
-      compile(loaded);
+      await compile(loaded).close();
       for (const w of loaded.warnings) process.stderr.write(`warning: ${w}\n`);
       if (!v.quiet) process.stdout.write(`${file}: ok (${loaded.config.routes.length} routes, ${Object.keys(loaded.config.upstreams).length} upstreams)\n`);
       return;
     }
     case 'routes': {
-      const gw = compile(load(file, {}));
-      const rows = describeRoutes(gw.table);
+      const rt = compile(load(file, {}));
+      const rows = describeRoutes(rt.table);
+      await rt.close();
       process.stdout.write(v.json ? JSON.stringify(rows, null, 2) + '\n' : formatRouteTable(rows) + '\n');
       return;
     }
@@ -73,10 +75,13 @@ function load(file: string, overrides: Record<string, unknown>): LoadedConfig {
   }
 }
 
-/** Builds the gateway without opening sockets: every route compiles, or nothing starts. */
-function compile(loaded: LoadedConfig, quietLogs = true): Gateway {
+/**
+ * Builds the runtime and compiles the config without opening anything (no listener, no store connection, no
+ * probe): every route compiles, or nothing starts.
+ */
+function compile(loaded: LoadedConfig, opts: ConstructorParameters<typeof Runtime>[1] = { logger: silentLogger(), defaultMetrics: false }): Runtime {
   try {
-    return new Gateway(loaded.config, quietLogs ? { logger: silentLogger(), defaultMetrics: false } : {});
+    return new Runtime(loaded, opts);
   } catch (e) {
     if (e instanceof ConfigError) die(`invalid config:\n${e.issues.map((i) => '  ' + formatIssue({ file: loaded.file, ...loaded.locate(i) })).join('\n')}`);
     throw e;
@@ -92,34 +97,41 @@ async function start(file: string, v: Record<string, string | boolean | undefine
   }
   if (v['log-level']) overrides['observability.log.level'] = v['log-level'];
   const loaded = load(file, overrides);
+  const reread = () => loadConfigFile(file, { overrides });
   const workers = v.workers ? Number(v.workers) : 1;
   if (!Number.isInteger(workers) || workers < 1) die('--workers must be a positive integer', 2);
   if (workers > 1 && isPrimary()) {
-    compile(loaded); // a bad config fails here, once, not in every worker
+    await compile(loaded).close(); // a bad config fails here, once, not in every worker
     if (loaded.config.state.store === 'memory') process.stderr.write(`gatehouse: warning: state.store is memory: rate limits and quotas are per worker (${workers} workers); use state.store: redis for exact shared limits\n`);
-    runPrimary(workers, (m) => process.stderr.write(`gatehouse: ${m}\n`));
+    runPrimary(workers, { log: (m) => process.stderr.write(`gatehouse: ${m}\n`), validate: reread, file, watch: v.watch === true });
     return;
   }
-  const gw = compile(loaded, false);
-  for (const w of loaded.warnings) gw.logger.warn(w);
+  const rt = compile(loaded, workerOptions(reread));
+  for (const w of loaded.warnings) rt.logger.warn(w);
   try {
-    const { port, adminPort } = await gw.listen();
-    gw.logger.info({ port, adminPort, routes: loaded.config.routes.length, environment: loaded.config.server.environment }, `gatehouse listening on ${loaded.config.server.listen.host}:${port}`);
-    gw.logger.flush?.(); // supervisors and scripts wait for this line
+    const { port, adminPort } = await rt.listen();
+    rt.logger.info({ port, adminPort, routes: loaded.config.routes.length, environment: loaded.config.server.environment, generation: rt.current.id, hash: rt.current.hash }, `gatehouse listening on ${loaded.config.server.listen.host}:${port}`);
+    rt.logger.flush?.(); // supervisors and scripts wait for this line
   } catch (e) {
-    await gw.close().catch(() => {});
+    await rt.close().catch(() => {});
     die(`cannot listen: ${(e as Error).message}`);
   }
-  handleSignals(gw);
+  handleSignals(rt);
+  if (isWorker()) serveReloadsFromPrimary(rt);
+  else {
+    // SIGHUP: reload, the Unix way. A refused config is logged with every problem; the running one keeps serving.
+    process.on('SIGHUP', () => { rt.reload(); });
+    if (v.watch === true) watchConfig(file, () => rt.reload());
+  }
 }
 
-export function handleSignals(gw: Gateway, extra?: () => Promise<void>): void {
+export function handleSignals(rt: Runtime, extra?: () => Promise<void>): void {
   let stopping = false;
   const stop = (sig: string) => {
-    if (stopping) { gw.logger.warn(`${sig} again: exiting now`); process.exit(1); }
+    if (stopping) { rt.logger.warn(`${sig} again: exiting now`); process.exit(1); }
     stopping = true;
-    gw.logger.info({ signal: sig, graceMs: gw.config.server.shutdownGrace }, 'draining');
-    gw.drain().then(() => extra?.()).then(() => { gw.logger.info('stopped'); gw.logger.flush?.(); setTimeout(() => process.exit(0), 20); }, () => process.exit(1));
+    rt.logger.info({ signal: sig, graceMs: rt.config.server.shutdownGrace }, 'draining');
+    rt.drain().then(() => extra?.()).then(() => { rt.logger.info('stopped'); rt.logger.flush?.(); setTimeout(() => process.exit(0), 20); }, () => process.exit(1));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

@@ -1,3 +1,9 @@
+/**
+ * A problem a check found, by key path (`['routes', 3, 'match', 'path']`); the loader turns the path into
+ * file:line:col. A warning is reported and the config still loads.
+ */
+export interface Issue { path: PropertyKey[]; message: string; warning?: boolean }
+
 /** A config that cannot load. Carries every problem found, each with its position. */
 export interface ConfigIssue {
   file?: string;

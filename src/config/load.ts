@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { LineCounter, parseDocument, isMap, isPair, isScalar, isSeq, visit, Scalar, type Document, type Node } from 'yaml';
 import { configSchema, type Config } from './schema.ts';
 import { interpolate } from './interpolate.ts';
 import { ConfigError, formatPath, type ConfigIssue } from './errors.ts';
-import { checkReferences } from './check.ts';
+import { normalize } from './normalize.ts';
+import { checkConfig } from './check.ts';
 import { suggest } from './suggest.ts';
 
 /** `GATEHOUSE_*` variables that override server settings (precedence: defaults → file → env → CLI flags). */
@@ -29,9 +31,12 @@ export interface LoadOptions {
 }
 
 export interface LoadedConfig {
+  /** Parsed, normalized and checked. */
   config: Config;
   warnings: string[];
   file: string;
+  /** sha256 of the effective config (after ${VAR} interpolation and overrides), hex, first 16 digits: tells two loads apart. */
+  hash: string;
   /** Adds file:line:col to issues found after loading (route compilation) from their dotted key path. */
   locate(issue: ConfigIssue): ConfigIssue;
 }
@@ -108,14 +113,22 @@ export function loadConfigText(text: string, file = 'gatehouse.yaml', opts: Load
   }
   if (issues.length) throw new ConfigError(issues);
 
+  const { config, issues: normalizing } = normalize(parsed.data);
   const warnings: string[] = [];
-  for (const r of checkReferences(parsed.data)) {
+  for (const r of [...normalizing, ...checkConfig(config)]) {
     if (r.warning) warnings.push(`${formatPath(r.path)}: ${r.message}`);
     else issues.push({ ...locate(r.path), message: r.message });
   }
   if (issues.length) throw new ConfigError(issues);
   const locateLater = (i: ConfigIssue): ConfigIssue => (i.line !== undefined ? i : { ...locate(parseDotted(i.path)), message: i.message });
-  return { config: parsed.data, warnings, file, locate: locateLater };
+  return { config, warnings, file, hash: configHash(raw), locate: locateLater };
+}
+
+/** Key order does not change the hash: the same settings written differently are the same config. */
+function configHash(raw: unknown): string {
+  const canonical = (v: unknown): unknown => Array.isArray(v) ? v.map(canonical)
+    : v !== null && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])])) : v;
+  return createHash('sha256').update(JSON.stringify(canonical(raw))).digest('hex').slice(0, 16);
 }
 
 /** Replaces `${VAR}` in every string scalar, keeping plain (unquoted) scalars typed: `${PORT:-8000}` stays a number. */

@@ -1,5 +1,5 @@
 import type { Config } from './schema.ts';
-import type { RefIssue } from './check.ts';
+import type { Issue } from './errors.ts';
 
 /**
  * Startup safety for secrets: a placeholder or empty secret in production refuses to load (seed 001's
@@ -32,9 +32,9 @@ export function placeholderReason(value: string): string | null {
   return null;
 }
 
-export function checkSecrets(c: Config): RefIssue[] {
+export function checkSecrets(c: Config): Issue[] {
   const production = c.server.environment === 'production';
-  const out: RefIssue[] = [];
+  const out: Issue[] = [];
   const flag = (path: PropertyKey[], why: string) => out.push(production
     ? { path, message: `${why}; refusing to start in production (set a real secret, e.g. from an environment variable)` }
     : { path, message: `${why}; this would refuse to start in production`, warning: true });

@@ -1,17 +1,8 @@
-import type { RequestContext, ResponseTap } from '../server/context.ts';
-import { UsageParser, type TokenUsage } from './usage.ts';
+import type { RequestContext, ResponseTap } from '../pipeline/context.ts';
+import { UsageParser, type Settlement, type TokenUsage } from './usage.ts';
 import type { MeteringMetrics } from './metrics.ts';
 
-/** How one exchange ended, as far as billing is concerned. */
-export interface Settlement {
-  /** Give reservations back: no upstream response, a 5xx, or the client left before any response. */
-  refund: boolean;
-  /** Upstream status (0 = none). */
-  status: number;
-  tokens: TokenUsage;
-  /** Request body bytes plus response body bytes. */
-  bytes: number;
-}
+export type { Settlement };
 
 export type SettleListener = (s: Settlement) => void;
 

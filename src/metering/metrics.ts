@@ -1,6 +1,6 @@
 import { Counter } from 'prom-client';
 import type { Metrics } from '../observability/metrics.ts';
-import type { Settlement } from './meter.ts';
+import type { Settlement } from './usage.ts';
 
 /**
  * Traffic-control metrics, registered on the gateway's registry. Labels are bounded: route names

@@ -8,6 +8,17 @@ export interface TokenUsage {
   found: boolean;
 }
 
+/** How one exchange ended, as far as billing is concerned. */
+export interface Settlement {
+  /** Give reservations back: no upstream response, a 5xx, or the client left before any response. */
+  refund: boolean;
+  /** Upstream status (0 = none). */
+  status: number;
+  tokens: TokenUsage;
+  /** Request body bytes plus response body bytes. */
+  bytes: number;
+}
+
 /** JSON bodies up to this size are parsed whole; past it only a tail is kept and searched. */
 export const JSON_CAPTURE_LIMIT = 1024 * 1024;
 const TAIL = 64 * 1024;

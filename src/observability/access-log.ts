@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import type { Logger } from './logger.ts';
-import type { RequestContext } from '../server/context.ts';
+import type { RequestContext } from '../pipeline/context.ts';
 
 export type AccessLog = (ctx: RequestContext, status: number, ms: number) => void;
 

@@ -15,6 +15,9 @@ export class Metrics {
   readonly upstreamErrors = new Counter({ name: 'gatehouse_upstream_errors_total', help: 'Upstream failures by upstream and error code.', labelNames: ['upstream', 'code'], registers: [this.registry] });
   readonly activeConnections = new Gauge({ name: 'gatehouse_active_connections', help: 'Open client connections.', registers: [this.registry] });
   readonly inflightStreams = new Gauge({ name: 'gatehouse_inflight_streams', help: 'Streaming responses (SSE) and WebSocket tunnels in progress.', labelNames: ['kind'], registers: [this.registry] });
+  readonly configReloads = new Counter({ name: 'gatehouse_config_reloads_total', help: 'Config reloads by result (success: a new generation serves; failure: the file was refused and the live config kept serving).', labelNames: ['result'], registers: [this.registry] });
+  readonly configGeneration = new Gauge({ name: 'gatehouse_config_generation', help: 'Number of the config generation serving new requests (1 at start, +1 per successful reload).', registers: [this.registry] });
+  readonly configLoadedAt = new Gauge({ name: 'gatehouse_config_last_reload_success_timestamp_seconds', help: 'When the serving config generation was activated (Unix time).', registers: [this.registry] });
   private readonly children = new Map<string, { count: ReturnType<Counter['labels']> }>();
   private readonly durations = new Map<string, ReturnType<Histogram['labels']>>();
 

@@ -1,17 +1,31 @@
-import type { Policy, Step } from './types.ts';
-import type { GatewayServices } from '../services.ts';
-import type { Identity, RequestContext } from '../server/context.ts';
 import { GatewayError } from '../errors.ts';
+import type { Issue } from '../config/errors.ts';
+import { suggest } from '../config/suggest.ts';
+import type { Identity, RequestContext, Step } from '../pipeline/context.ts';
+import { resourceKey, type CompileEnv, type Policy } from '../pipeline/policy.ts';
+import { authModeSchema, authorizeSchema, type AuthMode, type AuthorizeRule, type JwtProviderConfig } from '../auth/schema.ts';
+import { checkAuthSections, type AuthSections } from '../auth/check-auth.ts';
 import { JwtVerifier, type VerifiedToken } from '../auth/jwt-verifier.ts';
+import { JwksCache } from '../auth/jwks.ts';
 import { ApiKeyStore } from '../auth/api-keys.ts';
 import { identityHeaderNames } from '../auth/identity-headers.ts';
 import { compileAuthorize } from '../auth/authorize.ts';
 import { bearerToken, looksLikeJwt, takeQueryToken } from '../auth/credentials.ts';
 import { forbidden, invalidToken, missingCredentials } from '../auth/challenge.ts';
 
-/** Built once per config load and shared by every route (services.shared 'auth'). */
-interface AuthRuntime {
-  services: GatewayServices;
+/** `auth: public | jwt | apikey | any` and `authorize:` on a route (the `auth:` and `consumers:` sections are src/auth/schema.ts). */
+export const authRouteKeys = { auth: authModeSchema.optional(), authorize: authorizeSchema.optional() };
+
+interface Needs extends AuthSections {
+  plans: Readonly<Record<string, unknown>>;
+  defaults: { plan?: string };
+  routes: ReadonlyArray<{ auth?: AuthMode; authorize?: AuthorizeRule }>;
+}
+/** A normalized route: `auth` is resolved (route, else `defaults.auth`). */
+type Route = { auth: AuthMode; authorize?: AuthorizeRule; websocket: boolean };
+
+/** Built once per generation and shared by every route (env.shared 'auth'). */
+interface AuthShared {
   verifier: JwtVerifier | null;
   keys: ApiKeyStore | null;
   apiKeyHeader: string;
@@ -20,35 +34,30 @@ interface AuthRuntime {
   queryParams: string[];
 }
 
-function runtime(s: GatewayServices): AuthRuntime {
-  let rt = s.shared.get('auth') as AuthRuntime | undefined;
-  if (rt !== undefined) return rt;
-  const c = s.config;
+function shared(config: Needs, env: CompileEnv): AuthShared {
+  let sh = env.shared.get('auth') as AuthShared | undefined;
+  if (sh !== undefined) return sh;
   // Every route, public ones included, must drop inbound copies of what the gateway may set.
-  for (const h of identityHeaderNames(c)) s.identityHeaders.add(h);
-  rt = {
-    services: s,
+  for (const h of identityHeaderNames(config.auth)) env.identityHeaders.add(h);
+  sh = {
     verifier: null,
     keys: null,
-    apiKeyHeader: c.auth.apiKeys.header.toLowerCase(),
-    hideKey: c.auth.apiKeys.hideCredentials,
-    queryParams: c.auth.jwt.flatMap((p) => (p.queryParam !== undefined ? [p.queryParam] : [])),
+    apiKeyHeader: config.auth.apiKeys.header.toLowerCase(),
+    hideKey: config.auth.apiKeys.hideCredentials,
+    queryParams: config.auth.jwt.flatMap((p) => (p.queryParam !== undefined ? [p.queryParam] : [])),
   };
-  s.shared.set('auth', rt);
-  return rt;
+  env.shared.set('auth', sh);
+  return sh;
 }
 
-function verifier(rt: AuthRuntime): JwtVerifier {
-  if (rt.verifier === null) {
-    const v = new JwtVerifier(rt.services.config, rt.services.logger);
-    rt.services.closers.push(() => v.close());
-    rt.verifier = v;
+function verifier(sh: AuthShared, config: Needs, env: CompileEnv): JwtVerifier {
+  if (sh.verifier === null) {
+    // A provider's JWKS cache outlives a reload that leaves the provider as it was: its keys stay warm.
+    const jwks = (p: JwtProviderConfig) => env.resources.get(resourceKey('jwks', p.name, [p.jwksUri, p.jwksCache]),
+      () => new JwksCache({ name: p.name, uri: p.jwksUri!, logger: env.logger, ...p.jwksCache }), (j) => j.close());
+    sh.verifier = new JwtVerifier({ auth: config.auth, plans: Object.keys(config.plans), defaultPlan: config.defaults.plan, jwks });
   }
-  return rt.verifier;
-}
-
-function keyStore(rt: AuthRuntime): ApiKeyStore {
-  return (rt.keys ??= new ApiKeyStore(rt.services.config.consumers, rt.services.config.defaults.plan));
+  return sh.verifier;
 }
 
 const NEED = {
@@ -62,23 +71,23 @@ const NEED = {
  * `authorize:` rule (403). Sets ctx.identity and the identity headers for the upstream. A cached token or an
  * API key answers synchronously; only a token seen for the first time waits for verification.
  */
-export const authPolicy: Policy = {
+export const authPolicy: Policy<Needs, Route> = {
   name: 'auth',
-  compile({ route, config, services }) {
-    const rt = runtime(services);
-    const mode = route.auth ?? config.defaults.auth ?? 'public';
+  check: checkAuth,
+  compile({ route, config, env }) {
+    const sh = shared(config, env);
+    const mode = route.auth;
     if (mode === 'public') return undefined;
     const wantJwt = mode === 'jwt' || mode === 'any';
     const wantKey = mode === 'apikey' || mode === 'any';
-    if (wantJwt && config.auth.jwt.length === 0 && mode === 'jwt') throw new Error('auth: jwt needs a provider under auth.jwt');
-    const jwt = wantJwt && config.auth.jwt.length > 0 ? verifier(rt) : null;
-    const keys = wantKey ? keyStore(rt) : null;
+    const jwt = wantJwt && config.auth.jwt.length > 0 ? verifier(sh, config, env) : null;
+    const keys = wantKey ? (sh.keys ??= new ApiKeyStore(config.consumers, config.defaults.plan)) : null;
     const authorize = compileAuthorize(route.authorize);
-    const keyHeader = rt.apiKeyHeader;
-    const hideKey = rt.hideKey;
+    const keyHeader = sh.apiKeyHeader;
+    const hideKey = sh.hideKey;
     // Query tokens: accepted on WebSocket handshakes only (a browser cannot set headers there), and
     // removed from the query sent upstream on every request of a route that takes JWTs.
-    const queryNames = jwt !== null && rt.queryParams.length > 0 ? rt.queryParams : null;
+    const queryNames = jwt !== null && sh.queryParams.length > 0 ? sh.queryParams : null;
     const acceptQuery = queryNames !== null && route.websocket;
     const need = missingCredentials(NEED[mode].replace('{header}', keyHeader));
 
@@ -132,4 +141,40 @@ function mentions(query: string, names: readonly string[]): boolean {
   for (const n of names) if (query.indexOf(n) !== -1) return true;
   // A percent-encoded name ("access%5Ftoken") still has to be found and removed.
   return query.indexOf('%') !== -1;
+}
+
+/** The identity sections, then each route's auth mode and `authorize:` against them. */
+function checkAuth(c: Needs, out: Issue[]): void {
+  checkAuthSections(c, out);
+  const plans = Object.keys(c.plans);
+  const unknownPlan = (p: string) => {
+    const s = suggest(p, plans);
+    return `unknown plan "${p}"${s ? ` (did you mean "${s}"?)` : plans.length ? ` (known: ${plans.join(', ')})` : ''}`;
+  };
+  c.consumers.forEach((k, i) => { if (k.plan !== undefined && !Object.hasOwn(c.plans, k.plan)) out.push({ path: ['consumers', i, 'plan'], message: unknownPlan(k.plan) }); });
+  if (c.defaults.plan !== undefined && !Object.hasOwn(c.plans, c.defaults.plan)) out.push({ path: ['defaults', 'plan'], message: unknownPlan(c.defaults.plan) });
+
+  const ids = new Set(c.consumers.map((k) => k.id));
+  const hasKeys = c.consumers.some((k) => k.keys.length > 0);
+  c.routes.forEach((r, i) => {
+    const at = (...k: PropertyKey[]) => ['routes', i, ...k];
+    const auth = r.auth;
+    if (auth === 'jwt' && c.auth.jwt.length === 0) out.push({ path: at('auth'), message: 'auth: jwt needs a provider under auth.jwt' });
+    if (auth === 'apikey' && !hasKeys) out.push({ path: at('auth'), message: 'auth: apikey needs consumers with keys' });
+    if (auth === 'any' && c.auth.jwt.length === 0 && !hasKeys) out.push({ path: at('auth'), message: 'auth: any needs a provider under auth.jwt or consumers with keys' });
+    const z = r.authorize;
+    if (z === undefined) return;
+    if (auth === 'public' || auth === undefined) { out.push({ path: at('authorize'), message: 'authorize needs an identity: set auth to jwt, apikey or any' }); return; }
+    if (!z.consumers && !z.plans && !z.claims) out.push({ path: at('authorize'), message: 'give consumers, plans or claims' });
+    z.plans?.forEach((p, j) => { if (plans.length > 0 && !Object.hasOwn(c.plans, p)) out.push({ path: at('authorize', 'plans', j), message: unknownPlan(p) }); });
+    if (auth === 'apikey') {
+      z.consumers?.forEach((id, j) => {
+        if (!ids.has(id)) {
+          const s = suggest(id, [...ids]);
+          out.push({ path: at('authorize', 'consumers', j), message: `unknown consumer "${id}"${s ? ` (did you mean "${s}"?)` : ''}` });
+        }
+      });
+      if (z.claims) out.push({ path: at('authorize', 'claims'), message: 'API-key identities have no claims; claims apply to auth: jwt or any' });
+    }
+  });
 }

@@ -1,6 +1,12 @@
+import { z } from 'zod';
 import { GatewayError } from '../errors.ts';
-import type { RequestContext } from '../server/context.ts';
-import type { Policy, Step } from './types.ts';
+import type { RequestContext, Step } from '../pipeline/context.ts';
+import type { Policy } from '../pipeline/policy.ts';
+
+/** `contentTypes: [application/json, multipart/form-data, image/*]` on a route. */
+export const contentTypeRouteKeys = { contentTypes: z.array(z.string()).optional() };
+type Route = { contentTypes?: string[] };
+const MEDIA_RANGE = /^[A-Za-z0-9!#$&^_.+-]+\/(\*|[A-Za-z0-9!#$&^_.+-]+)$/;
 
 /**
  * `contentTypes: [application/json, multipart/form-data, image/*]`: a request that carries a body
@@ -31,8 +37,13 @@ export function contentTypeStep(types: readonly string[]): Step {
   };
 }
 
-export const contentTypePolicy: Policy = {
+export const contentTypePolicy: Policy<{ routes: readonly Route[] }, Route> = {
   name: 'content-type',
+  check(c, out) {
+    c.routes.forEach((r, i) => r.contentTypes?.forEach((t, j) => {
+      if (!MEDIA_RANGE.test(t.trim())) out.push({ path: ['routes', i, 'contentTypes', j], message: `"${t}" is not a media type (type/subtype or type/*, without parameters)` });
+    }));
+  },
   compile({ route }) {
     return route.contentTypes === undefined ? undefined : contentTypeStep(route.contentTypes);
   },

@@ -1,9 +1,25 @@
-import type { CorsConfig, RouteConfig } from '../config/schema.ts';
+import { z } from 'zod';
+import { obj, duration } from '../config/zod-helpers.ts';
+import type { Issue } from '../config/errors.ts';
 import { GatewayError } from '../errors.ts';
-import type { RequestContext } from '../server/context.ts';
-import { conditionsHold, type CompiledRoute, type RouteTable } from '../routing/table.ts';
-import type { GatewayServices } from '../services.ts';
-import type { Policy, Step } from './types.ts';
+import type { CompiledRoute, RequestContext, Step } from '../pipeline/context.ts';
+import type { Policy } from '../pipeline/policy.ts';
+import { HEADER_NAME } from './header-syntax.ts';
+
+export const corsSchema = obj({
+  origins: z.array(z.string()).prefault([]),
+  credentials: z.boolean().prefault(false),
+  methods: z.array(z.string()).prefault(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']),
+  headers: z.array(z.string()).prefault(['authorization', 'content-type', 'x-api-key', 'x-request-id']),
+  exposeHeaders: z.array(z.string()).prefault(['x-request-id', 'ratelimit', 'ratelimit-policy', 'retry-after']),
+  maxAge: duration.prefault('10m'),
+});
+export type CorsConfig = z.output<typeof corsSchema>;
+/** `cors:` on a route: `false` turns the server's CORS off there, a block replaces it. */
+export const corsRouteKeys = { cors: z.union([z.literal(false), corsSchema]).optional() };
+
+interface Needs { server: { cors?: CorsConfig }; routes: ReadonlyArray<{ cors?: false | CorsConfig }> }
+type Route = { index: number; cors?: false | CorsConfig };
 
 /**
  * CORS answered at the gateway (see docs/edge-security.md). The allowlist is compiled at load into a
@@ -102,45 +118,64 @@ export function corsStep(cc: CompiledCors): Step {
 }
 
 /** The route's CORS setting: `cors: false` turns it off, a route block replaces the server's, otherwise the server's applies. */
-export function effectiveCors(route: RouteConfig | null, server: CorsConfig | undefined): CorsConfig | undefined {
+export function effectiveCors(route: { cors?: false | CorsConfig } | null, server: CorsConfig | undefined): CorsConfig | undefined {
   if (route !== null && route.cors !== undefined) return route.cors === false ? undefined : route.cors;
   return server;
 }
 
-function registry(services: GatewayServices): Map<RouteConfig, CompiledCors> {
-  let m = services.shared.get('cors') as Map<RouteConfig, CompiledCors> | undefined;
-  if (m === undefined) services.shared.set('cors', (m = new Map()));
+/** Compiled CORS by route index, so the preflight responder answers for the route that would serve the request. */
+function registry(shared: Map<string, unknown>): Map<number, CompiledCors> {
+  let m = shared.get('cors') as Map<number, CompiledCors> | undefined;
+  if (m === undefined) shared.set('cors', (m = new Map()));
   return m;
 }
 
-export const corsPolicy: Policy = {
+export const corsPolicy: Policy<Needs, Route> = {
   name: 'cors',
-  compile({ route, config, services }) {
+  check(c, out) {
+    checkCors(c.server.cors, ['server', 'cors'], out);
+    c.routes.forEach((r, i) => { if (r.cors) checkCors(r.cors, ['routes', i, 'cors'], out); });
+  },
+  compile({ route, config, env }) {
     const c = effectiveCors(route, config.server.cors);
     if (c === undefined) return undefined;
     const cc = compileCors(c);
-    registry(services).set(route, cc);
+    registry(env.shared).set(route.index, cc);
     return corsStep(cc);
   },
 };
+
+/** Origins, methods and header names, checked at load: a typo here would otherwise refuse browsers at run time. */
+function checkCors(cors: CorsConfig | undefined, path: PropertyKey[], out: Issue[]): void {
+  if (!cors) return;
+  if (cors.credentials && cors.origins.includes('*')) out.push({ path: [...path, 'origins'], message: '"*" together with credentials: true would let any site read credentialed responses; list the origins' });
+  cors.origins.forEach((o, i) => {
+    if (o !== '*' && !/^https?:\/\/(\*\.)?[A-Za-z0-9.-]+(:\d+)?$/.test(o)) out.push({ path: [...path, 'origins', i], message: `"${o}" is not an origin (scheme://host[:port], optionally https://*.example.com)` });
+  });
+  for (const key of ['methods', 'headers', 'exposeHeaders'] as const) {
+    cors[key].forEach((v, i) => {
+      if (v !== '*' && !HEADER_NAME.test(v)) out.push({ path: [...path, key, i], message: `"${v}" is not a ${key === 'methods' ? 'method' : 'header name'}` });
+    });
+  }
+}
 
 /**
  * Preflights (OPTIONS with Origin and Access-Control-Request-Method) are answered here, for the route
  * that would serve the requested method, whether or not that route lists OPTIONS. Returns false when
  * that route does not do CORS at the gateway (the OPTIONS request then takes its ordinary path).
  */
-export function createPreflightResponder(table: RouteTable, services: GatewayServices, fail: (ctx: RequestContext, err: GatewayError) => void): ((ctx: RequestContext) => boolean) | undefined {
-  const byRoute = registry(services);
+export function createPreflightResponder(match: PreflightMatch, shared: Map<string, unknown>, fail: (ctx: RequestContext, err: GatewayError) => void): ((ctx: RequestContext) => boolean) | undefined {
+  const byRoute = registry(shared);
   if (byRoute.size === 0) return undefined;
   return (ctx) => {
     const h = ctx.req.headers;
     const origin = h.origin;
     const method = h['access-control-request-method'];
     if (origin === undefined || typeof method !== 'string') return false;
-    const m = table.match(method, ctx.path);
-    if (m.kind !== 'found') return false;
+    const m = match(method, ctx.path);
+    if (m === null) return false;
     const route = pickForPreflight(m.candidates, ctx, m.needsQuery);
-    const cc = byRoute.get(route.config);
+    const cc = byRoute.get(route.index);
     if (cc === undefined) return false;
     ctx.route = route;
     ctx.params = m.params;
@@ -179,9 +214,17 @@ export function createPreflightResponder(table: RouteTable, services: GatewaySer
   };
 }
 
+/** The route table's lookup, as the preflight responder needs it (routing sits above policies). */
+export type PreflightMatch = (method: string, path: string) => { candidates: readonly CompiledRoute[]; params: Record<string, string | undefined>; needsQuery: boolean } | null;
+
 /** A preflight carries no custom headers or body: take the first candidate whose header/query conditions hold, else the plain route. */
 function pickForPreflight(candidates: readonly CompiledRoute[], ctx: RequestContext, needsQuery: boolean): CompiledRoute {
   const q = needsQuery && ctx.query !== null ? new URLSearchParams(ctx.query) : null;
-  for (const c of candidates) if (c.bodyCondition === null && conditionsHold(c, ctx.req.headers, q)) return c;
+  for (const c of candidates) {
+    if (c.bodyCondition !== null) continue;
+    let ok = true;
+    for (const cond of c.conditions) if (!cond(ctx.req.headers, q)) { ok = false; break; }
+    if (ok) return c;
+  }
   return candidates[candidates.length - 1];
 }

@@ -1,4 +1,6 @@
-import type { Policy, PolicyContext, Step } from './types.ts';
+import type { Config, RouteConfig } from '../config/schema.ts';
+import type { Step } from '../pipeline/context.ts';
+import type { CompileEnv, Policy } from '../pipeline/policy.ts';
 import { authPolicy } from './auth.ts';
 import { rateLimitPolicy } from './rate-limit.ts';
 import { quotaPolicy } from './quota.ts';
@@ -11,15 +13,16 @@ import { captchaPolicy } from './captcha.ts';
  * Every policy, in the order a request meets them:
  * cors → security headers → content type → auth → captcha → rate limit → quota
  * (body size limits are enforced by the proxy as the body streams, and by a peek before it reads).
- * Adding a policy means adding its file here; nothing else needs to know it exists.
+ * Adding a policy means its file, its place here, and its route keys in src/config/schema.ts.
  */
-export const POLICIES: readonly Policy[] = [corsPolicy, securityHeadersPolicy, contentTypePolicy, authPolicy, captchaPolicy, rateLimitPolicy, quotaPolicy];
+export const POLICIES: ReadonlyArray<Policy<Config, RouteConfig>> = [corsPolicy, securityHeadersPolicy, contentTypePolicy, authPolicy, captchaPolicy, rateLimitPolicy, quotaPolicy];
 
-export function compileSteps(pctx: PolicyContext): { steps: Step[]; names: string[] } {
+/** A route's steps: one per policy the route uses, in order, and their names (for `gatehouse routes`). */
+export function compileSteps(config: Config, route: RouteConfig, env: CompileEnv): { steps: Step[]; names: string[] } {
   const steps: Step[] = [];
   const names: string[] = [];
   for (const p of POLICIES) {
-    const step = p.compile(pctx);
+    const step = p.compile({ config, route, env });
     if (step !== undefined) { steps.push(step); names.push(p.name); }
   }
   return { steps, names };

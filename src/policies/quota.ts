@@ -1,13 +1,39 @@
-import type { Policy, Step } from './types.ts';
-import type { RequestContext } from '../server/context.ts';
+import { z } from 'zod';
+import { obj, positiveInt, size } from '../config/zod-helpers.ts';
+import type { RequestContext, Step } from '../pipeline/context.ts';
+import type { Policy } from '../pipeline/policy.ts';
+import { extractField, peekBody } from '../pipeline/body-peek.ts';
 import type { QuotaSpec, ReserveResult, Store, UsageDelta } from '../state/store.ts';
 import { GatewayError } from '../errors.ts';
-import { defaultOnError } from '../state/index.ts';
 import { UsageMeter, type Settlement } from '../metering/meter.ts';
 import { meteringMetrics, type MeteringMetrics } from '../metering/metrics.ts';
 import { BYTES_PER_TOKEN } from '../metering/usage.ts';
-import { extractField, peekBody } from '../proxy/body-peek.ts';
-import { storeOf, storeWarnOf } from './store-of.ts';
+
+const quotaLimit = obj({ limit: positiveInt, period: z.enum(['day', 'month']) });
+/** A bytes quota reads like the sizes elsewhere: `limit: 10gb`. */
+const bytesQuotaLimit = obj({ limit: size.refine((n) => n > 0, 'a quota limit must be positive'), period: z.enum(['day', 'month']) });
+/** `plans.<name>.quota`: what a consumer on the plan may use per UTC day or month. */
+export const planQuotaSchema = obj({ requests: quotaLimit.optional(), tokens: quotaLimit.optional(), bytes: bytesQuotaLimit.optional() });
+export type PlanQuota = z.output<typeof planQuotaSchema>;
+/** `quota:` on a route: which usage the route charges against the consumer's plan quotas. */
+export const quotaRouteKeys = {
+  quota: obj({
+    usage: z.enum(['requests', 'tokens', 'bytes']).prefault('requests'),
+    /** Tokens reserved per request when the body names no max_tokens (see docs/traffic-control.md). */
+    reserve: positiveInt.prefault(1000),
+    onError: z.enum(['open', 'closed']).optional(),
+  }).optional(),
+};
+type RouteQuota = NonNullable<z.output<(typeof quotaRouteKeys)['quota']>>;
+
+interface Needs {
+  plans: Readonly<Record<string, { quota?: PlanQuota }>>;
+  observability: { metrics: { consumerLabels: boolean } };
+  state: { redis: { onError: 'open' | 'closed' } };
+  server: { limits: { bodyPeek: number } };
+  routes: ReadonlyArray<{ auth: string; websocket: boolean; quota?: RouteQuota }>;
+}
+type Route = { name: string; websocket: boolean; quota?: RouteQuota };
 
 const NONE: readonly QuotaSpec[] = [];
 /** Request-body fields that bound the tokens a completion may generate (OpenAI chat, OpenAI responses, Anthropic). */
@@ -20,13 +46,20 @@ const MAX_FIELDS = ['max_tokens', 'max_completion_tokens', 'max_output_tokens'];
  * actual use, or given back on a 5xx, a connection failure or a client gone before any response.
  * Every settled request is also recorded per consumer, route and usage type (GET /admin/usage).
  */
-export const quotaPolicy: Policy = {
+export const quotaPolicy: Policy<Needs, Route> = {
   name: 'quota',
-  compile({ config, route, routeName, services }) {
+  check(c, out) {
+    c.routes.forEach((r, i) => {
+      if (r.quota === undefined) return;
+      // A tunnel has no HTTP response to settle against: a reservation would never be settled or refunded.
+      if (r.websocket) out.push({ path: ['routes', i, 'quota'], message: 'quota is not available on WebSocket routes (nothing to settle); use rateLimit' });
+      else if (r.auth === 'public') out.push({ path: ['routes', i, 'quota'], message: 'quotas are per consumer and a public route has none: this quota does nothing', warning: true });
+    });
+  },
+  compile({ config, route, env }) {
     const q = route.quota;
     if (q === undefined) return undefined;
-    // A tunnel has no HTTP response to settle against: a reservation would never be settled or refunded.
-    if (route.websocket) throw new Error('quota: is not available on WebSocket routes (nothing to settle); use rateLimit');
+    const routeName = route.name;
     const usage = q.usage;
     const byPlan = new Map<string, QuotaSpec[]>();
     for (const [name, plan] of Object.entries(config.plans)) {
@@ -38,10 +71,10 @@ export const quotaPolicy: Policy = {
       if (usage === 'bytes' && pq.bytes) specs.push({ kind: 'bytes', period: pq.bytes.period, limit: pq.bytes.limit });
       if (specs.length) byPlan.set(name, specs);
     }
-    const store = storeOf(services);
-    const metrics = meteringMetrics(services.metrics, config.observability.metrics.consumerLabels === true);
-    const warn = storeWarnOf(services);
-    const onError = q.onError ?? defaultOnError(config);
+    const store = env.store;
+    const metrics = meteringMetrics(env.metrics, config.observability.metrics.consumerLabels);
+    const warn = env.storeWarn;
+    const onError = q.onError ?? config.state.redis.onError;
     const reserveTokens = q.reserve;
     const peekCap = config.server.limits.bodyPeek;
     const ctx0 = { routeName, store, metrics, warn, onError };

@@ -1,13 +1,34 @@
-import type { Policy, Step } from './types.ts';
-import type { RateLimitRule } from '../config/schema.ts';
-import type { RequestContext } from '../server/context.ts';
+import { z } from 'zod';
+import { obj, duration, positiveInt } from '../config/zod-helpers.ts';
+import type { Issue } from '../config/errors.ts';
+import type { RequestContext, Step } from '../pipeline/context.ts';
+import type { Policy } from '../pipeline/policy.ts';
 import type { ConsumeResult, Store, TierSpec } from '../state/store.ts';
 import { GatewayError } from '../errors.ts';
-import { defaultOnError } from '../state/index.ts';
 import { UsageMeter } from '../metering/meter.ts';
 import { meteringMetrics, type MeteringMetrics } from '../metering/metrics.ts';
 import { headerPartition, ipPartition } from './rate-limit-keys.ts';
-import { storeOf, storeWarnOf } from './store-of.ts';
+
+export const rateLimitRule = obj({
+  limit: positiveInt,
+  window: duration,
+  by: z.string().regex(/^(consumer|ip|route|header:[A-Za-z0-9-]+)$/, 'use consumer, ip, route or header:<name>').optional(),
+  unit: z.enum(['requests', 'tokens']).prefault('requests'),
+  cost: positiveInt.prefault(1),
+  /** When the state store cannot answer: allow (open) or refuse with 503 (closed); default `state.redis.onError`. */
+  onError: z.enum(['open', 'closed']).optional(),
+});
+export type RateLimitRule = z.output<typeof rateLimitRule>;
+/** `rateLimit:` on a route (plans carry the same rules: `plans.<name>.rateLimit`). */
+export const rateLimitRouteKeys = { rateLimit: z.array(rateLimitRule).optional() };
+
+interface Needs {
+  plans: Readonly<Record<string, { rateLimit: readonly RateLimitRule[] }>>;
+  observability: { metrics: { consumerLabels: boolean } };
+  state: { redis: { onError: 'open' | 'closed' } };
+  routes: ReadonlyArray<{ auth: string; rateLimit?: readonly RateLimitRule[] }>;
+}
+type Route = { name: string; auth: string; rateLimit?: readonly RateLimitRule[] };
 
 type By = 'consumer' | 'ip' | 'route' | 'header';
 
@@ -39,23 +60,23 @@ const ORDER: Record<By, number> = { consumer: 0, ip: 1, route: 2, header: 3 };
  * unless a rule says otherwise) merged with the route's own `rateLimit` rules. All tiers of a
  * request are decided at once: a request refused by one tier consumes none (see docs/traffic-control.md).
  */
-export const rateLimitPolicy: Policy = {
+export const rateLimitPolicy: Policy<Needs, Route> = {
   name: 'rate-limit',
-  compile(pctx) {
-    const { config, route, routeName, services } = pctx;
-    const auth = route.auth ?? config.defaults.auth ?? 'public';
+  check: checkRateLimits,
+  compile({ config, route, env }) {
+    const routeName = route.name;
     const routeRules = route.rateLimit ?? [];
-    const planRules = new Map<string, RateLimitRule[]>();
-    if (auth !== 'public') for (const [name, plan] of Object.entries(config.plans)) if (plan.rateLimit.length) planRules.set(name, plan.rateLimit);
+    const planRules = new Map<string, readonly RateLimitRule[]>();
+    if (route.auth !== 'public') for (const [name, plan] of Object.entries(config.plans)) if (plan.rateLimit.length) planRules.set(name, plan.rateLimit);
     if (routeRules.length === 0 && planRules.size === 0) return undefined;
 
-    const fallback = defaultOnError(config);
+    const fallback = config.state.redis.onError;
     const base = routeRules.length ? compileSet(merge([], routeRules, '', routeName), fallback) : null;
     const sets = new Map<string, TierSet>();
     for (const [plan, rules] of planRules) sets.set(plan, compileSet(merge(rules, routeRules, plan, routeName), fallback));
-    const store = storeOf(services);
-    const metrics = meteringMetrics(services.metrics, config.observability.metrics.consumerLabels === true);
-    const warn = storeWarnOf(services);
+    const store = env.store;
+    const metrics = meteringMetrics(env.metrics, config.observability.metrics.consumerLabels);
+    const warn = env.storeWarn;
     const routePartition = 'r:' + routeName;
     const rejected = metrics.rateLimited.labels(routeName);
 
@@ -169,7 +190,6 @@ function compileSet(rules: MergedRule[], fallback: 'open' | 'closed'): TierSet {
   for (const { m, by } of sorted) {
     const r = m.rule;
     const tokens = r.unit === 'tokens';
-    if (!tokens && r.cost > r.limit) throw new Error(`rateLimit: cost ${r.cost} is larger than the limit ${r.limit}; no request could ever pass`);
     const header = by === 'header' ? r.by!.slice(7).toLowerCase() : '';
     let name = (tokens ? 'tokens-' : '') + windowLabel(r.window);
     if (used.has(name)) name += '-' + (by === 'header' ? header : by);
@@ -201,3 +221,15 @@ export function windowLabel(ms: number): string {
   return `${ms}ms`;
 }
 
+
+/** Rules a request could never pass, and keys a public route does not have. */
+function checkRateLimits(c: Needs, out: Issue[]): void {
+  const rule = (r: RateLimitRule, path: PropertyKey[]) => {
+    if (r.unit === 'requests' && r.cost > r.limit) out.push({ path: [...path, 'cost'], message: `cost ${r.cost} is larger than the limit ${r.limit}: no request could ever pass` });
+  };
+  for (const [name, plan] of Object.entries(c.plans)) plan.rateLimit.forEach((r, j) => rule(r, ['plans', name, 'rateLimit', j]));
+  c.routes.forEach((r, i) => (r.rateLimit ?? []).forEach((x, j) => {
+    if ((x.by ?? 'consumer') === 'consumer' && r.auth === 'public') out.push({ path: ['routes', i, 'rateLimit', j, 'by'], message: 'a public route has no consumer to key on; use by: ip' });
+    rule(x, ['routes', i, 'rateLimit', j]);
+  }));
+}

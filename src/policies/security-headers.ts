@@ -1,14 +1,21 @@
-import type { Config, RouteConfig } from '../config/schema.ts';
-import type { RequestContext } from '../server/context.ts';
+import { z } from 'zod';
+import type { Issue } from '../config/errors.ts';
+import type { RequestContext, Step } from '../pipeline/context.ts';
+import type { Policy } from '../pipeline/policy.ts';
 import { peerAddress, type TrustedProxies } from '../server/client-ip.ts';
-import type { Policy, Step } from './types.ts';
+import { HEADER_NAME, HEADER_VALUE } from './header-syntax.ts';
 
 /**
  * Security headers on every response the gateway sends or passes through (docs/edge-security.md).
  * They are a floor, not a ceiling: a header the upstream sets itself is left as the upstream sent it.
  * The flat header arrays are built once per route; a request only picks one of two.
  */
-export type SecurityHeadersSetting = 'default' | 'off' | Record<string, string>;
+export const securityHeadersSchema = z.union([z.enum(['default', 'off']), z.record(z.string(), z.string())]);
+export type SecurityHeadersSetting = z.output<typeof securityHeadersSchema>;
+export const securityHeadersRouteKeys = { securityHeaders: securityHeadersSchema.optional() };
+
+interface Needs { server: { securityHeaders: SecurityHeadersSetting }; routes: ReadonlyArray<{ securityHeaders?: SecurityHeadersSetting }> }
+type Route = { securityHeaders?: SecurityHeadersSetting };
 
 /** API responses: no sniffing, no framing, no full URLs leaking in Referer. */
 export const DEFAULT_SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
@@ -44,7 +51,6 @@ function layer(base: Map<string, string>, s: SecurityHeadersSetting): Map<string
 }
 
 export function securityHeadersStep(headers: Map<string, string>, trusted: TrustedProxies): Step | undefined {
-  if (headers.size > MAX_SECURITY_HEADERS) throw new Error(`securityHeaders: at most ${MAX_SECURITY_HEADERS} headers per route (server and route sets together)`);
   const plain: string[] = [];
   const secure: string[] = [];
   for (const [k, v] of headers) {
@@ -69,13 +75,32 @@ function overHttps(ctx: RequestContext, trusted: TrustedProxies): boolean {
   return trusted.trusts(peerAddress(req.socket.remoteAddress));
 }
 
-export function securityHeadersFor(config: Config, route: RouteConfig | null): Map<string, string> {
-  return resolveSecurityHeaders(config.server.securityHeaders, route?.securityHeaders);
-}
-
-export const securityHeadersPolicy: Policy = {
+export const securityHeadersPolicy: Policy<Needs, Route> = {
   name: 'security-headers',
-  compile({ config, route, services }) {
-    return securityHeadersStep(securityHeadersFor(config, route), services.trusted);
+  check(c, out) {
+    checkSetting(c.server.securityHeaders, ['server', 'securityHeaders'], out);
+    c.routes.forEach((r, i) => {
+      if (r.securityHeaders === undefined) return;
+      checkSetting(r.securityHeaders, ['routes', i, 'securityHeaders'], out);
+      const n = resolveSecurityHeaders(c.server.securityHeaders, r.securityHeaders).size;
+      if (n > MAX_SECURITY_HEADERS) out.push({ path: ['routes', i, 'securityHeaders'], message: `at most ${MAX_SECURITY_HEADERS} security headers per route (server and route sets together make ${n})` });
+    });
+  },
+  compile({ config, route, env }) {
+    return securityHeadersStep(resolveSecurityHeaders(config.server.securityHeaders, route.securityHeaders), env.trusted);
   },
 };
+
+/** Framing and content headers: "security headers" that would corrupt responses. */
+const NOT_SECURITY = new Set(['content-length', 'transfer-encoding', 'connection', 'content-type', 'content-encoding', 'host', 'upgrade', 'keep-alive', 'set-cookie', 'x-request-id']);
+
+function checkSetting(s: SecurityHeadersSetting, path: PropertyKey[], out: Issue[]): void {
+  if (typeof s === 'string') return;
+  const entries = Object.entries(s);
+  if (entries.length > MAX_SECURITY_HEADERS) out.push({ path, message: `at most ${MAX_SECURITY_HEADERS} security headers` });
+  for (const [k, v] of entries) {
+    if (!HEADER_NAME.test(k)) out.push({ path: [...path, k], message: `"${k}" is not a header name` });
+    else if (NOT_SECURITY.has(k.toLowerCase())) out.push({ path: [...path, k], message: `"${k}" is not a security header; the gateway or the upstream owns it` });
+    if (!HEADER_VALUE.test(v)) out.push({ path: [...path, k], message: 'header values cannot contain line breaks or control characters' });
+  }
+}

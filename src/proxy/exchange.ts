@@ -1,30 +1,15 @@
-import type { IncomingMessage } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { GatewayError } from '../errors.ts';
-import type { RequestContext } from '../server/context.ts';
-import { OUTCOME_FAIL, OUTCOME_NEUTRAL, OUTCOME_OK, type Outcome, type Target } from '../upstreams/upstream.ts';
-import type { Metrics } from '../observability/metrics.ts';
-import { clientResponseHeaders } from './headers.ts';
+import type { RequestContext } from '../pipeline/context.ts';
+import { replayBody } from '../pipeline/body-peek.ts';
+import { OUTCOME_FAIL, OUTCOME_NEUTRAL, OUTCOME_OK, type Target } from '../upstreams/upstream.ts';
+import { clientResponseHeaders, upstreamRequestHeaders } from './headers.ts';
 import { applyEdgeHeaders } from './edge-headers.ts';
 import { upstreamError, upstreamErrorCode } from './errors.ts';
 import { mayRetry, retryLater, statusError } from './retry.ts';
+import type { ProxyEnv } from './env.ts';
 
-/** What the proxy needs from the running gateway, resolved once. */
-export interface ProxyRuntime {
-  metrics: Metrics;
-  identityHeaders: ReadonlySet<string>;
-  tls: boolean;
-  peer(req: IncomingMessage): string;
-  peerTrusted(req: IncomingMessage): boolean;
-  isDraining(): boolean;
-  /** Renders a gateway error for this exchange (headers already queued on ctx are kept). */
-  fail(ctx: RequestContext, err: GatewayError): void;
-  /**
-   * Called once per exchange with its outcome, for passive health and circuit breakers. `startedAt` is the
-   * exchange's dispatch time (performance.now()); `final` is false for an attempt that is about to be retried.
-   */
-  report?(target: Target, outcome: Outcome, startedAt: number, final: boolean): void;
-}
+export type { ProxyEnv };
 
 /**
  * One upstream exchange: undici's dispatch handler (the callback API, which undici uses natively)
@@ -32,7 +17,7 @@ export interface ProxyRuntime {
  */
 export class Exchange implements Dispatcher.DispatchHandler {
   private readonly ctx: RequestContext;
-  private readonly rt: ProxyRuntime;
+  private readonly rt: ProxyEnv;
   private readonly target: Target;
   private resume: (() => void) | null = null;
   private done = false;
@@ -48,7 +33,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   /** A 5xx status this attempt answered and that will be retried: its body is read and dropped. */
   private discarded = 0;
 
-  constructor(ctx: RequestContext, rt: ProxyRuntime, target: Target, attempt = 0, tried = 0) {
+  constructor(ctx: RequestContext, rt: ProxyEnv, target: Target, attempt = 0, tried = 0) {
     this.ctx = ctx;
     this.rt = rt;
     this.target = target;
@@ -176,7 +161,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const startedAt = ctx.upstreamStart;
     this.finish(false, err, false);
     if (err !== null && !(err instanceof GatewayError)) this.rt.metrics.upstreamErrors.labels(this.target.upstream.name, upstreamErrorCode(err)).inc();
-    retryLater(ctx, this.rt, this.target, this.attempt + 1, this.tried | this.target.bit, (clientGone) => {
+    const attempt = this.attempt + 1;
+    const tried = this.tried | this.target.bit;
+    retryLater(ctx, this.rt, this.target, attempt, (next) => dispatchTo(ctx, this.rt, next, attempt, tried), tried, (clientGone) => {
       // Nothing could take the retry (or the client left during the backoff): this failure is the request's end.
       if (ctx.tap !== null) ctx.tap.onEnd(false, ctx.status);
       this.target.upstream.recordFinal(clientGone ? OUTCOME_NEUTRAL : OUTCOME_FAIL, startedAt);
@@ -186,4 +173,55 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.rt.fail(ctx, gerr);
     });
   }
+}
+
+/** `attempt`/`tried`: retries so far and the targets they used (bit mask); 0 for a request's first exchange. */
+export function dispatchTo(ctx: RequestContext, rt: ProxyEnv, target: Target, attempt = 0, tried = 0): void {
+  const { req } = ctx;
+  const route = ctx.route!;
+  const h = req.headers;
+  const cl = h['content-length'];
+  const hasBody = (cl !== undefined && cl !== '0') || h['transfer-encoding'] !== undefined;
+  if (hasBody && cl !== undefined && Number(cl) > route.maxBodySize) {
+    throw new GatewayError('payload_too_large', `The request body exceeds this route's limit of ${route.maxBodySize} bytes.`);
+  }
+  // A peek that read a whole chunked body leaves nothing for the streaming limit to count.
+  if (ctx.bodyPrefix !== null && ctx.bodyPrefix.length > route.maxBodySize) {
+    throw new GatewayError('payload_too_large', `The request body exceeds this route's limit of ${route.maxBodySize} bytes.`);
+  }
+
+  let path = route.rewrite === null ? ctx.path : route.rewrite(ctx.path, ctx.params);
+  if (target.basePath !== '') path = target.basePath + path;
+  if (ctx.query !== null) path += '?' + ctx.query;
+
+  const headers = upstreamRequestHeaders(h, {
+    clientIp: ctx.clientIp,
+    peer: rt.peer(req),
+    peerTrusted: rt.peerTrusted(req),
+    tls: rt.tls,
+    requestId: ctx.requestId,
+    traceparent: ctx.traceparent,
+    host: route.preserveHost && h.host ? h.host : target.host,
+  }, rt.identityHeaders, ctx.upstreamHeaders, false);
+
+  const exchange = new Exchange(ctx, rt, target, attempt, tried);
+  let body: Dispatcher.DispatchOptions['body'] = null;
+  if (hasBody) {
+    if (cl === undefined) exchange.limitChunkedBody(route.maxBodySize);
+    else ctx.bytesIn = Number(cl);
+    body = ctx.bodyPrefix !== null ? replayBody(ctx.bodyPrefix, req) : req;
+  }
+  target.inflight++;
+  ctx.target = target.origin;
+  ctx.upstreamStart = performance.now();
+  // the retry budget is a share of requests: count each one once, on its first exchange
+  if (attempt === 0 && target.upstream.retry !== null) target.upstream.retry.budget.deposit(ctx.upstreamStart);
+  target.pool.dispatch({
+    path,
+    method: req.method as Dispatcher.HttpMethod,
+    headers,
+    body,
+    headersTimeout: route.timeouts.response,
+    bodyTimeout: route.timeouts.idle,
+  }, exchange);
 }

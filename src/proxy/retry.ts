@@ -1,10 +1,9 @@
 import { GatewayError, toGatewayError } from '../errors.ts';
-import type { RequestContext } from '../server/context.ts';
+import type { RequestContext } from '../pipeline/context.ts';
 import type { Target } from '../upstreams/upstream.ts';
 import { IDEMPOTENT_METHODS } from '../upstreams/retry-policy.ts';
 import { fallbackTarget } from '../upstreams/failover.ts';
-import { dispatchTo } from './forward.ts';
-import type { ProxyRuntime } from './exchange.ts';
+import type { ProxyEnv } from './env.ts';
 
 /**
  * Retries, decided inside the proxy when an attempt fails before anything reached the client. Everything here
@@ -40,11 +39,11 @@ function replayable(ctx: RequestContext, sent: boolean): boolean {
 }
 
 /**
- * Sends the request again after a backoff, to a target it has not tried when there is one (else the same
- * upstream's best, else a fallback's). `tried`: bit mask of the targets already used. `giveUp` answers the
+ * Sends the request again (`send`) after a backoff, to a target it has not tried when there is one (else the
+ * same upstream's best, else a fallback's). `tried`: bit mask of the targets already used. `giveUp` answers the
  * client with the failure that prompted the retry when nothing can take it, or ends quietly if the client left.
  */
-export function retryLater(ctx: RequestContext, rt: ProxyRuntime, failed: Target, attempt: number, tried: number, giveUp: (clientGone: boolean) => void): void {
+export function retryLater(ctx: RequestContext, rt: ProxyEnv, failed: Target, attempt: number, send: (next: Target) => void, tried: number, giveUp: (clientGone: boolean) => void): void {
   const up = failed.upstream;
   const timer = setTimeout(() => {
     ctx.abortUpstream = null;
@@ -52,7 +51,7 @@ export function retryLater(ctx: RequestContext, rt: ProxyRuntime, failed: Target
     const next = up.pick(tried) ?? fallbackTarget(up);
     if (next === null) return giveUp(false);
     try {
-      dispatchTo(ctx, rt, next, attempt, tried);
+      send(next);
     } catch (e) {
       giveUp(true);
       rt.fail(ctx, toGatewayError(e));

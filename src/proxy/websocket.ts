@@ -2,15 +2,14 @@ import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { GatewayError, toGatewayError } from '../errors.ts';
-import { RequestContext } from '../server/context.ts';
+import { RequestContext, type Step } from '../pipeline/context.ts';
 import { normalizePath, splitTarget } from '../routing/normalize.ts';
 import { conditionsHold } from '../routing/table.ts';
 import { nextTraceparent, requestIdFrom } from '../observability/trace.ts';
 import { peerAddress } from '../server/client-ip.ts';
 import { upstreamRequestHeaders, clientResponseHeaders } from './headers.ts';
 import { upstreamError } from './errors.ts';
-import { hasDuplicateCredentials, DUPLICATE_CREDENTIALS, finishExchange, type HandlerRuntime } from '../server/handler.ts';
-import type { Step } from '../policies/types.ts';
+import { hasDuplicateCredentials, DUPLICATE_CREDENTIALS, finishExchange, type RequestPath, type RequestPathSource } from '../server/handler.ts';
 import { OUTCOME_FAIL, OUTCOME_NEUTRAL, OUTCOME_OK, type Outcome, type Target } from '../upstreams/upstream.ts';
 import { failover } from '../upstreams/failover.ts';
 
@@ -19,14 +18,18 @@ import { failover } from '../upstreams/failover.ts';
  * then the upgrade goes to a target through its pool and the two sockets are piped both ways.
  * Frames (close frames included) pass through untouched.
  */
-export function createUpgradeHandler(rt: HandlerRuntime, tunnels: Set<Duplex>) {
+export function createUpgradeHandler(source: RequestPathSource, tunnels: Set<Duplex>) {
   return function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    // The tunnel stays on the generation it started on, however many reloads happen while it is open.
+    const rt = source.current;
+    rt.enter();
     socket.on('error', () => socket.destroy());
     // A ServerResponse bound to the socket lets errors render exactly like on the request path.
     const res = new ServerResponse(req);
     res.assignSocket(socket as never);
     res.shouldKeepAlive = false;
     const ctx = new RequestContext(req, res, performance.now());
+    ctx.lease = rt;
     ctx.requestId = requestIdFrom(req.headers['x-request-id'] as string | undefined);
     ctx.traceparent = nextTraceparent(req.headers.traceparent as string | undefined);
     const fail = (e: unknown) => { rt.fail(ctx, toGatewayError(e)); res.once('finish', () => socket.end()); };
@@ -34,6 +37,8 @@ export function createUpgradeHandler(rt: HandlerRuntime, tunnels: Set<Duplex>) {
     socket.once('close', () => finishExchange(rt, ctx, ctx.status > 0 ? ctx.status : 499));
 
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return fail(new GatewayError('bad_request', 'Only WebSocket upgrades are supported.'));
+    // A tunnel opened now would only be cut when the drain's grace ends: the client reconnects elsewhere instead.
+    if (rt.isDraining()) return fail(new GatewayError('draining', 'The gateway is shutting down; reconnect shortly.', { headers: { 'retry-after': '1' } }));
     if (hasDuplicateCredentials(req.rawHeaders)) return fail(DUPLICATE_CREDENTIALS);
     const { path: rawPath, query } = splitTarget(req.url ?? '');
     const path = normalizePath(rawPath);
@@ -57,7 +62,7 @@ async function runAll(ctx: RequestContext, steps: readonly Step[]): Promise<void
   for (const s of steps) await s(ctx);
 }
 
-function tunnel(rt: HandlerRuntime, ctx: RequestContext, socket: Duplex, head: Buffer, tunnels: Set<Duplex>): void {
+function tunnel(rt: RequestPath, ctx: RequestContext, socket: Duplex, head: Buffer, tunnels: Set<Duplex>): void {
   const route = ctx.route!;
   let target: Target;
   try {

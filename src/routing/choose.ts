@@ -1,6 +1,6 @@
-import type { RequestContext } from '../server/context.ts';
+import type { RequestContext } from '../pipeline/context.ts';
 import { conditionsHold, type CompiledRoute } from './table.ts';
-import { peekBody, extractField } from '../proxy/body-peek.ts';
+import { peekBody, extractField } from '../pipeline/body-peek.ts';
 
 /**
  * Content-based routing: picks among a path's candidates (conditional ones first, as the table

@@ -1,9 +1,7 @@
-import type { IncomingHttpHeaders } from 'node:http';
+import type { Condition } from '../pipeline/context.ts';
 
+export type { Condition };
 export type ValueTest = { equals?: string; in?: string[]; prefix?: string; present?: boolean };
-
-/** A compiled header/query condition: a plain function over already-parsed inputs. */
-export type Condition = (headers: IncomingHttpHeaders, query: URLSearchParams | null) => boolean;
 
 export function compileValueTest(t: ValueTest): (v: string | undefined) => boolean {
   if (t.present === false) return (v) => v === undefined;

@@ -16,14 +16,13 @@ export interface RouteRow {
 /** The compiled table as a person wants to read it (CLI `routes`, admin API). */
 export function describeRoutes(table: RouteTable): RouteRow[] {
   return table.routes.map((r) => {
-    const rw = r.config.rewrite;
     return {
       name: r.name,
       methods: r.methods.filter((m) => m !== 'HEAD' || !r.methods.includes('GET')).join(',') + (r.websocket ? ' (ws)' : ''),
-      paths: (r.config.match.paths ?? [r.config.match.path!]).map((p) => (r.config.match.prefix ? `${p.replace(/\/$/, '')}/**` : p)).join(' '),
+      paths: r.pathText,
       conditions: r.conditionText.join('; ') || '-',
       upstream: r.upstream.name,
-      rewrite: rw?.path ? `→ ${rw.path}` : [rw?.stripPrefix ? `-${rw.stripPrefix}` : '', rw?.addPrefix ? `+${rw.addPrefix}` : ''].filter(Boolean).join(' ') || '-',
+      rewrite: r.rewriteText,
       auth: r.auth,
       policies: r.policies.join(',') || '-',
       timeout: `${formatDuration(r.timeouts.response)}${r.timeouts.idle !== r.timeouts.response ? `/idle ${formatDuration(r.timeouts.idle)}` : ''}`,

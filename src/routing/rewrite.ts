@@ -1,6 +1,8 @@
-/** Compiles a route's `rewrite` into one function over the matched (normalized) path. Null when the path passes unchanged. */
-export type Rewrite = (path: string, params: Record<string, string | undefined>) => string;
+import type { Rewrite } from '../pipeline/context.ts';
 
+export type { Rewrite };
+
+/** Compiles a route's `rewrite` into one function over the matched (normalized) path. Null when the path passes unchanged. */
 export function compileRewrite(r: { stripPrefix?: string; addPrefix?: string; path?: string } | undefined): Rewrite | null {
   if (!r) return null;
   if (r.path !== undefined) return compileTemplate(r.path);

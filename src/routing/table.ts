@@ -1,36 +1,14 @@
 import FindMyWay from 'find-my-way';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Config, RouteConfig } from '../config/schema.ts';
-import type { Upstream, Timeouts } from '../upstreams/upstream.ts';
-import { expandTimeout } from '../upstreams/registry.ts';
-import type { Step } from '../policies/types.ts';
-import { compileConditions, compileValueTest, describeTest, type Condition } from './conditions.ts';
-import { compileRewrite, type Rewrite } from './rewrite.ts';
+import type { RouteConfig } from '../config/schema.ts';
+import type { Upstream } from '../upstreams/upstream.ts';
+import type { CompiledRoute, Step } from '../pipeline/context.ts';
+import { compileConditions, compileValueTest, describeTest } from './conditions.ts';
+import { compileRewrite } from './rewrite.ts';
 import { ConfigError, type ConfigIssue } from '../config/errors.ts';
 
+export type { CompiledRoute };
 export const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
-
-/** Everything a request on this route needs, built once at config load and frozen. */
-export interface CompiledRoute {
-  readonly name: string;
-  readonly index: number;
-  readonly config: RouteConfig;
-  readonly methods: readonly string[];
-  readonly paths: readonly string[];
-  readonly conditions: readonly Condition[];
-  readonly conditionText: readonly string[];
-  readonly upstream: Upstream;
-  readonly timeouts: Timeouts;
-  readonly rewrite: Rewrite | null;
-  readonly steps: readonly Step[];
-  readonly policies: readonly string[];
-  readonly websocket: boolean;
-  readonly preserveHost: boolean;
-  readonly maxBodySize: number;
-  readonly auth: string;
-  /** Condition on a request-body field (content-based routing), evaluated on a bounded peek. */
-  bodyCondition: { field: string; test: (v: string | undefined) => boolean } | null;
-}
 
 export type MatchResult =
   | { kind: 'found'; candidates: readonly CompiledRoute[]; params: Record<string, string | undefined>; needsQuery: boolean }
@@ -38,9 +16,9 @@ export type MatchResult =
   | { kind: 'method_not_allowed'; allow: string };
 
 export interface RouteBuildContext {
-  config: Config;
-  upstreams: Map<string, Upstream>;
-  compileSteps(route: RouteConfig, name: string, index: number): { steps: Step[]; names: string[] };
+  routes: readonly RouteConfig[];
+  upstreams: ReadonlyMap<string, Upstream>;
+  compileSteps(route: RouteConfig): { steps: Step[]; names: string[] };
 }
 
 /** The compiled route table: find-my-way for path + method, then per-path candidates tried in order. */
@@ -51,10 +29,9 @@ export class RouteTable {
 
   constructor(ctx: RouteBuildContext) {
     const issues: ConfigIssue[] = [];
-    const used = new Set<string>();
-    ctx.config.routes.forEach((rc, index) => {
+    ctx.routes.forEach((rc, index) => {
       try {
-        const route = compileRoute(rc, index, ctx, used);
+        const route = compileRoute(rc, ctx);
         this.routes.push(route);
         for (const p of route.paths) for (const m of route.methods) this.add(m, p, route);
       } catch (e) {
@@ -102,42 +79,36 @@ export function conditionsHold(r: CompiledRoute, headers: IncomingHttpHeaders, q
   return true;
 }
 
-function compileRoute(rc: RouteConfig, index: number, ctx: RouteBuildContext, used: Set<string>): CompiledRoute {
-  const c = ctx.config;
+function compileRoute(rc: RouteConfig, ctx: RouteBuildContext): CompiledRoute {
   const base = rc.match.paths ?? [rc.match.path!];
   const paths = rc.match.prefix ? base.flatMap((p) => (p === '/' ? ['/', '/*'] : [p.replace(/\/$/, ''), p.replace(/\/$/, '') + '/*'])) : base;
   let methods: string[] = rc.websocket && !rc.match.methods ? ['GET'] : [...(rc.match.methods ?? ALL_METHODS)];
   if (methods.includes('GET') && !methods.includes('HEAD')) methods = [...methods, 'HEAD'];
-
-  let name = rc.name ?? `${rc.match.methods ? rc.match.methods.join(',') + ' ' : ''}${base[0]}`;
-  if (used.has(name)) name = `${name}#${index}`;
-  used.add(name);
-
-  const upstream = ctx.upstreams.get(rc.upstream)!;
-  const timeouts = { ...upstream.timeouts, ...expandTimeout(rc.timeout) };
   const conditionText = [
     ...Object.entries(rc.match.headers ?? {}).map(([k, t]) => `header ${k} ${describeTest(t)}`),
     ...Object.entries(rc.match.query ?? {}).map(([k, t]) => `query ${k} ${describeTest(t)}`),
     ...(rc.match.body ? [`body ${rc.match.body.field} ${describeTest(rc.match.body)}`] : []),
   ];
-  const { steps, names } = ctx.compileSteps(rc, name, index);
-  return {
-    name,
-    index,
-    config: rc,
+  const rw = rc.rewrite;
+  const { steps, names } = ctx.compileSteps(rc);
+  return Object.freeze({
+    name: rc.name,
+    index: rc.index,
     methods,
     paths,
     conditions: compileConditions(rc.match),
     conditionText,
-    upstream,
-    timeouts,
-    rewrite: compileRewrite(rc.rewrite),
+    upstream: ctx.upstreams.get(rc.upstream)!,
+    timeouts: rc.timeouts,
+    rewrite: compileRewrite(rw),
+    rewriteText: rw?.path ? `→ ${rw.path}` : [rw?.stripPrefix ? `-${rw.stripPrefix}` : '', rw?.addPrefix ? `+${rw.addPrefix}` : ''].filter(Boolean).join(' ') || '-',
+    pathText: base.map((p) => (rc.match.prefix ? `${p.replace(/\/$/, '')}/**` : p)).join(' '),
     steps,
     policies: names,
     websocket: rc.websocket,
     preserveHost: rc.preserveHost,
-    maxBodySize: rc.limits?.maxBodySize ?? c.server.limits.maxBodySize,
-    auth: rc.auth ?? c.defaults.auth ?? 'public',
+    maxBodySize: rc.maxBodySize,
+    auth: rc.auth,
     bodyCondition: rc.match.body ? { field: rc.match.body.field, test: compileValueTest(rc.match.body) } : null,
-  };
+  });
 }

@@ -1,44 +1,59 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError, sendProblem, toGatewayError } from '../errors.ts';
-import { RequestContext } from './context.ts';
+import { RequestContext, type CompiledRoute, type Lease, type Step } from '../pipeline/context.ts';
 import { normalizePath, splitTarget } from '../routing/normalize.ts';
-import { conditionsHold, type CompiledRoute, type RouteTable } from '../routing/table.ts';
+import { conditionsHold, type RouteTable } from '../routing/table.ts';
 import { nextTraceparent, requestIdFrom } from '../observability/trace.ts';
-import { forward, type ProxyRuntime } from '../proxy/forward.ts';
-import type { Step } from '../policies/types.ts';
+import { forward, type ProxyEnv } from '../proxy/forward.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { TrustedProxies } from './client-ip.ts';
 import { peerAddress } from './client-ip.ts';
 import type { AccessLog } from '../observability/access-log.ts';
 
-export interface HandlerRuntime extends ProxyRuntime {
-  table: RouteTable;
-  logger: Logger;
+/**
+ * What the request path needs from the generation serving a request (src/runtime/generation.ts). A request
+ * reads the runtime's current generation once, `enter()`s it, and uses only it until the exchange ends.
+ */
+export interface RequestPath extends ProxyEnv, Lease {
+  readonly table: RouteTable;
+  readonly logger: Logger;
   /** Writes the access line; null when access logging is off. */
-  accessLog: AccessLog | null;
-  trusted: TrustedProxies;
+  readonly accessLog: AccessLog | null;
+  readonly trusted: TrustedProxies;
   /** Built-in endpoints on the main listener (/healthz, /readyz); answered before routing. */
-  builtins: Map<string, (req: IncomingMessage, res: ServerResponse) => void>;
+  readonly builtins: Map<string, (req: IncomingMessage, res: ServerResponse) => void>;
   /** Picks among candidates whose header/query conditions hold; async when a body condition needs a peek. */
-  choose?(ctx: RequestContext, candidates: readonly CompiledRoute[]): CompiledRoute | null | Promise<CompiledRoute | null>;
+  readonly choose?: (ctx: RequestContext, candidates: readonly CompiledRoute[]) => CompiledRoute | null | Promise<CompiledRoute | null>;
   /** Answers a CORS preflight for the route serving the requested method; false when that route leaves CORS to the upstream. */
-  preflight?(ctx: RequestContext): boolean;
+  readonly preflight?: (ctx: RequestContext) => boolean;
+  enter(): void;
 }
 
+/** Where the request path finds the generation to serve a new request with (the runtime swaps it on reload). */
+export interface RequestPathSource {
+  readonly current: RequestPath;
+}
+
+type TrackedResponse = ServerResponse & { ctx?: RequestContext; path?: RequestPath };
+
 /** The request path: identify, normalize, match, run the route's steps, forward. Errors end in one place. */
-export function createRequestHandler(rt: HandlerRuntime) {
-  const onClose = function (this: ServerResponse & { ctx?: RequestContext }) {
+export function createRequestHandler(source: RequestPathSource) {
+  const onClose = function (this: TrackedResponse) {
     const ctx = this.ctx!;
     if (!this.writableFinished) {
       ctx.clientGone = true;
       if (ctx.abortUpstream !== null) ctx.abortUpstream();
     }
-    finishExchange(rt, ctx, this.writableFinished ? this.statusCode : 499);
+    finishExchange(this.path!, ctx, this.writableFinished ? this.statusCode : 499);
   };
 
   return function handle(req: IncomingMessage, res: ServerResponse): void {
+    const rt = source.current;
+    rt.enter();
     const ctx = new RequestContext(req, res, performance.now());
-    (res as ServerResponse & { ctx?: RequestContext }).ctx = ctx;
+    ctx.lease = rt;
+    (res as TrackedResponse).ctx = ctx;
+    (res as TrackedResponse).path = rt;
     res.once('close', onClose);
     ctx.requestId = requestIdFrom(req.headers['x-request-id'] as string | undefined);
     ctx.traceparent = nextTraceparent(req.headers.traceparent as string | undefined);
@@ -77,7 +92,7 @@ export function createRequestHandler(rt: HandlerRuntime) {
   };
 }
 
-function proceed(rt: HandlerRuntime, ctx: RequestContext, route: CompiledRoute | null): void {
+function proceed(rt: RequestPath, ctx: RequestContext, route: CompiledRoute | null): void {
   if (route === null) return rt.fail(ctx, new GatewayError('not_found', `No route matches ${ctx.req.method} ${ctx.path}.`));
   ctx.route = route;
   try {
@@ -89,7 +104,7 @@ function proceed(rt: HandlerRuntime, ctx: RequestContext, route: CompiledRoute |
   }
 }
 
-function send(rt: HandlerRuntime, ctx: RequestContext): void {
+function send(rt: RequestPath, ctx: RequestContext): void {
   if (ctx.clientGone) return;
   try { forward(ctx, rt); } catch (e) { rt.fail(ctx, toGatewayError(e)); }
 }
@@ -142,11 +157,16 @@ export function failWith(ctx: RequestContext, err: GatewayError, draining: boole
   if (err.headers?.connection === 'close') res.once('finish', () => ctx.req.destroy());
 }
 
-/** Once per exchange (HTTP or WebSocket): finish hooks, metrics, the access line. 499: the client left first. */
-export function finishExchange(rt: HandlerRuntime, ctx: RequestContext, status: number): void {
+/**
+ * Once per exchange (HTTP or WebSocket): finish hooks, metrics, the access line; then the generation is released.
+ * 499: the client left first.
+ */
+export function finishExchange(rt: RequestPath, ctx: RequestContext, status: number): void {
   if (ctx.onFinish !== null) for (const fn of ctx.onFinish) { try { fn(ctx); } catch (e) { rt.logger.error({ err: e }, 'finish hook failed'); } }
-  if (ctx.status === -1) return; // built-in endpoints are not traffic
-  const ms = performance.now() - ctx.start;
-  rt.metrics.observeRequest(ctx.route?.name ?? 'none', ctx.req.method ?? 'GET', status, ms / 1000);
-  if (rt.accessLog !== null) rt.accessLog(ctx, status, ms);
+  if (ctx.status !== -1) { // built-in endpoints are not traffic
+    const ms = performance.now() - ctx.start;
+    rt.metrics.observeRequest(ctx.route?.name ?? 'none', ctx.req.method ?? 'GET', status, ms / 1000);
+    if (rt.accessLog !== null) rt.accessLog(ctx, status, ms);
+  }
+  if (ctx.lease !== null) { const l = ctx.lease; ctx.lease = null; l.release(); }
 }

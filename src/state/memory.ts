@@ -129,6 +129,8 @@ export class MemoryStore implements Store {
     return rows;
   }
 
+  connect(): void {}
+
   async ready(): Promise<boolean> {
     return true;
   }

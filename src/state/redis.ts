@@ -57,7 +57,9 @@ export class RedisStore implements Store {
       enableAutoPipelining: false,
       connectTimeout: Math.max(1000, o.timeout * 4),
       retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
-      lazyConnect: false,
+      // Nothing connects until the runtime starts serving: `gatehouse validate` builds this store and exits
+      // without ever opening a socket.
+      lazyConnect: true,
     });
     // Without a listener ioredis prints every connection error to the console.
     this.client.on('error', (err: Error) => this.warn('redis store: connection error', err));
@@ -145,8 +147,13 @@ export class RedisStore implements Store {
     return rows;
   }
 
+  connect(): void {
+    if (this.client.status === 'wait') this.client.connect().catch(() => { /* the 'error' listener reports it; ioredis retries */ });
+  }
+
   ready(timeoutMs: number): Promise<boolean> {
     if (this.client.status === 'ready') return Promise.resolve(true);
+    this.connect();
     return new Promise((resolve) => {
       const t = setTimeout(() => { this.client.off('ready', on); resolve(false); }, timeoutMs);
       const on = () => { clearTimeout(t); resolve(true); };
@@ -155,7 +162,10 @@ export class RedisStore implements Store {
   }
 
   async close(): Promise<void> {
-    try { await Promise.race([this.client.quit(), new Promise((r) => setTimeout(r, 500))]); } catch { /* closing anyway */ }
+    // A store that never connected (validate, a failed start) has nothing to say goodbye to: quit() would connect.
+    if (this.client.status !== 'wait') {
+      try { await Promise.race([this.client.quit(), new Promise((r) => setTimeout(r, 500))]); } catch { /* closing anyway */ }
+    }
     this.client.disconnect();
   }
 

@@ -89,6 +89,8 @@ export interface Store {
   quotaStatus(subject: string, quotas: readonly QuotaSpec[]): Promise<QuotaStatus[]>;
   /** Usage records of `subject` for the UTC days from..to ("2026-11-25"), inclusive. */
   usage(subject: string, days: readonly string[]): Promise<UsageRow[]>;
+  /** Opens the store's connections (the runtime calls it when it starts serving; building a store opens nothing). */
+  connect(): void;
   /** Resolves true once the store can answer (Redis connected), false after `timeoutMs`. */
   ready(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;

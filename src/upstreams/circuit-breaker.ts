@@ -42,12 +42,17 @@ export class CircuitBreaker {
   private probeSuccesses = 0;
   private readonly window: OutcomeWindow | null;
   private readonly o: BreakerOptions;
-  private readonly onTransition: TransitionListener;
+  private onTransition: TransitionListener;
 
   constructor(o: BreakerOptions, onTransition: TransitionListener = () => {}) {
     this.o = o;
     this.onTransition = onTransition;
     this.window = o.failureRatio !== undefined ? new OutcomeWindow(o.minRequests) : null;
+  }
+
+  /** Where transitions are reported from now on (a reload hands the breaker to the next generation's target). */
+  listen(fn: TransitionListener): void {
+    this.onTransition = fn;
   }
 
   /** Whether a request may pass now (does not take a probe slot). Moves OPEN → HALF_OPEN once the reset time has come. */

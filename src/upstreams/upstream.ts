@@ -1,5 +1,5 @@
 import { Pool } from 'undici';
-import type { UpstreamConfig } from '../config/schema.ts';
+import type { Timeouts, UpstreamConfig } from './schema.ts';
 import { GatewayError } from '../errors.ts';
 import { createBalancer, type Balancer } from './balancer.ts';
 import { CircuitBreaker, CLOSED, HALF_OPEN, OPEN, type CircuitState } from './circuit-breaker.ts';
@@ -7,7 +7,7 @@ import { PassiveHealth } from './ejection.ts';
 import { HealthChecker } from './health-checker.ts';
 import { RetryPolicy } from './retry-policy.ts';
 
-export interface Timeouts { connect: number; response: number; idle: number }
+export type { Timeouts };
 
 /** How one exchange went, for passive health and circuit breakers. */
 export const OUTCOME_NEUTRAL = 0; // says nothing about the upstream (the client left, the gateway refused the body)
@@ -50,14 +50,16 @@ export class Target {
   /** Path prefix from the target URL (e.g. http://svc:8000/api), prepended to forwarded paths. */
   readonly basePath: string;
   weight: number;
+  /** The weight the config gives (the admin API may have changed `weight` since). */
+  readonly configuredWeight: number;
   readonly pool: Pool;
   inflight = 0;
   /** Active health checks' verdict (true until a check says otherwise). */
   healthy = true;
   /** Fast path for balancers: healthy, not ejected, circuit closed. When false, canServe() decides. */
   ready = true;
-  readonly passive: PassiveHealth | null;
-  readonly breaker: CircuitBreaker | null;
+  passive: PassiveHealth | null;
+  breaker: CircuitBreaker | null;
   checker: HealthChecker | null = null;
   private timer: NodeJS.Timeout | null = null;
 
@@ -72,6 +74,7 @@ export class Target {
     this.basePath = u.pathname === '/' ? '' : u.pathname.replace(/\/$/, '');
     this.label = u.origin + this.basePath;
     this.weight = weight;
+    this.configuredWeight = weight;
     // pipelining off: one request per connection at a time, so a slow response never blocks another.
     this.pool = new Pool(u.origin, {
       connections: cfg.pool.connections,
@@ -85,6 +88,23 @@ export class Target {
     });
     this.passive = cfg.passiveHealth ? new PassiveHealth(cfg.passiveHealth) : null;
     this.breaker = cfg.circuitBreaker ? new CircuitBreaker(cfg.circuitBreaker, (from, to) => this.onCircuit(from, to)) : null;
+  }
+
+  /**
+   * Takes over what `prev` (the same URL in the previous generation's upstream) has learned, where the
+   * settings that shaped it did not change: the health verdict, an ejection in progress, the circuit (its
+   * transitions now reach this target), and a weight the admin API set while the configured one stayed.
+   */
+  adopt(prev: Target, same: { passive: boolean; breaker: boolean }): void {
+    this.healthy = prev.healthy;
+    if (prev.configuredWeight === this.configuredWeight) this.weight = prev.weight;
+    if (same.passive && prev.passive !== null) this.passive = prev.passive;
+    if (same.breaker && prev.breaker !== null) {
+      this.breaker = prev.breaker;
+      this.breaker.listen((from, to) => this.onCircuit(from, to));
+    }
+    this.refresh();
+    if ((this.passive !== null && this.passive.ejectedUntil !== 0) || (this.breaker !== null && this.breaker.state === OPEN)) this.wake();
   }
 
   /** Slow path of picking, for a target that is not `ready`: ends a finished ejection, lets a probe through a circuit due for one. */
@@ -199,7 +219,7 @@ export class Upstream {
   readonly balance: UpstreamConfig['balance'];
   readonly balancer: Balancer;
   /** The upstream-wide circuit: counts each request's final outcome (after retries). */
-  readonly breaker: CircuitBreaker | null;
+  breaker: CircuitBreaker | null;
   readonly retry: RetryPolicy | null;
   /** Upstreams tried, in order, when none of this one's targets can serve (the `fallback:` chain). */
   fallbacks: Upstream[] = [];
@@ -212,10 +232,10 @@ export class Upstream {
   closed = false;
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(name: string, cfg: UpstreamConfig, defaults: Timeouts, events: UpstreamEvents = NO_EVENTS) {
+  constructor(name: string, cfg: UpstreamConfig, events: UpstreamEvents = NO_EVENTS) {
     this.name = name;
     this.events = events;
-    this.timeouts = { ...defaults, ...cfg.timeout };
+    this.timeouts = cfg.timeouts;
     this.balance = cfg.balance;
     this.targets = cfg.targets.map((t, i) => new Target(this, i, t.url, t.weight, cfg, this.timeouts.connect));
     this.balancer = createBalancer(cfg.balance, this.targets.length);
@@ -286,6 +306,23 @@ export class Upstream {
     return new GatewayError(code, detail, { headers: { 'retry-after': String(Math.max(1, Math.ceil(wait / 1000))) }, status: this.degraded?.status });
   }
 
+  /**
+   * Carries state over from the previous generation's upstream of the same name, whose config changed:
+   * per target URL (see Target.adopt), and the upstream-wide circuit when its settings are the same.
+   */
+  adopt(prev: Upstream, prevCfg: UpstreamConfig, cfg: UpstreamConfig): void {
+    const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+    const flags = { passive: same(prevCfg.passiveHealth, cfg.passiveHealth), breaker: same(prevCfg.circuitBreaker, cfg.circuitBreaker) };
+    for (const t of this.targets) {
+      const p = prev.targets.find((x) => x.url === t.url);
+      if (p !== undefined) t.adopt(p, flags);
+    }
+    if (flags.breaker && prev.breaker !== null) {
+      this.breaker = prev.breaker;
+      this.breaker.listen((from, to) => this.onCircuit(from, to));
+    }
+  }
+
   /** Replaces weights (admin API: blue-green and canary switches). Connections and in-flight requests are untouched. */
   setWeights(weights: readonly number[]): void {
     if (weights.length !== this.targets.length) throw new Error('one weight per target');
@@ -298,6 +335,11 @@ export class Upstream {
   start(): void {
     if (!this.health || this.closed) return;
     for (const t of this.targets) if (t.checker === null) t.startChecks(this.health);
+  }
+
+  /** Stops background health checks (a reload dropped or replaced this upstream; in-flight requests go on). */
+  stopChecks(): void {
+    for (const t of this.targets) { void t.checker?.stop(); t.checker = null; }
   }
 
   async close(): Promise<void> {

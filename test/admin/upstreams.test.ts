@@ -203,7 +203,11 @@ routes:
   assert.equal(r.statusCode, 200);
   const text = await r.body.text();
   for (const secret of ['adm1n-t0ken-value', 'r3dis-pass', 'jwt-hs256-secret', 'capt-secret-value', 'a'.repeat(64), 'svc-pass']) assert.ok(!text.includes(secret), `${secret} is masked`);
-  const cfg = JSON.parse(text);
+  const body = JSON.parse(text);
+  assert.equal(body.generation, 1);
+  assert.match(body.hash, /^[0-9a-f]{16}$/);
+  assert.ok(!Number.isNaN(Date.parse(body.loadedAt)));
+  const cfg = body.config;
   assert.equal(cfg.admin.token, '***');
   assert.equal(cfg.state.redis.url, 'redis://user:***@127.0.0.1:6379');
   assert.equal(cfg.upstreams.svc.targets[0].url, 'http://svcuser:***@127.0.0.1:9');

@@ -2,23 +2,21 @@
 // verified tokens (hits are synchronous, failures are never cached, entries lapse at the TTL, size is bounded).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { pino } from 'pino';
-import { configSchema, type Config } from '../../src/config/schema.ts';
-import { JwtVerifier } from '../../src/auth/jwt-verifier.ts';
+import type { JwtVerifier } from '../../src/auth/jwt-verifier.ts';
+import { configFrom, verifierFor } from '../support/compile-env.ts';
 import { GatewayError } from '../../src/errors.ts';
 import { sign, secretBytes } from './support.ts';
 
 const S1 = 'first-secret-first-secret-first-secret';
 const S2 = 'second-secret-second-secret-second-secret';
-const logger = pino({ level: 'silent' });
 
 function verifier(auth: object, extra: object = {}): JwtVerifier {
-  const config: Config = configSchema.parse({
+  const config = configFrom(JSON.stringify({
     auth, ...extra,
     upstreams: { u: { targets: ['http://127.0.0.1:9'] } },
     routes: [{ match: { path: '/' }, upstream: 'u', auth: 'jwt' }],
-  });
-  return new JwtVerifier(config, logger);
+  }));
+  return verifierFor(config);
 }
 
 async function outcome(v: JwtVerifier, token: string): Promise<string> {

@@ -147,11 +147,18 @@ test('durations and sizes parse to milliseconds and bytes', () => {
   const { config } = loadConfigText(`server:
   limits: { maxBodySize: 10mb, maxHeaderSize: 16kb, headersTimeout: 250ms, requestTimeout: 5m }
   shutdownGrace: 1.5s
-${BASE.replace('    auth: public\n', '    auth: public\n    timeout: { connect: 1s, response: 2m, idle: 30s }\n    limits: { maxBodySize: 1gb }\n')}`, 'gw.yaml', { env: {} });
+${BASE.replace('    auth: public\n', '    auth: public\n    timeout: { response: 2m, idle: 30s }\n    limits: { maxBodySize: 1gb }\n')}`, 'gw.yaml', { env: {} });
   assert.deepEqual(config.server.limits, { ...config.server.limits, maxBodySize: 10485760, maxHeaderSize: 16384, headersTimeout: 250, requestTimeout: 300_000 });
   assert.equal(config.server.shutdownGrace, 1500);
-  assert.deepEqual(config.routes[0].timeout, { connect: 1000, response: 120_000, idle: 30_000 });
-  assert.equal(config.routes[0].limits?.maxBodySize, 1024 ** 3);
+  assert.deepEqual(config.routes[0].timeouts, { connect: 5000, response: 120_000, idle: 30_000 });
+  assert.equal(config.routes[0].maxBodySize, 1024 ** 3);
+});
+
+test('a route-level connect timeout is refused at load, naming where it belongs', () => {
+  const lines = errorsOf(BASE.replace('    auth: public\n', '    auth: public\n    timeout: { connect: 1s }\n'));
+  assert.equal(lines.length, 1, lines.join('\n'));
+  assert.match(lines[0], /routes\[0\]\.timeout\.connect: the connect timeout belongs to the upstream's connection pool: set upstreams\.\w+\.timeout\.connect/);
+  assert.match(lines[0], /^gw\.yaml:\d+:\d+ /);
 });
 
 test('a misspelt upstream is reported in the same run as schema errors elsewhere', () => {

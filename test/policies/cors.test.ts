@@ -7,7 +7,7 @@ import { startDemoServer } from '../../src/demo/services.ts';
 import { loadConfigText } from '../../src/config/load.ts';
 import { ConfigError } from '../../src/config/errors.ts';
 import { compileCors, originAllowed } from '../../src/policies/cors.ts';
-import { corsSchema } from '../../src/config/schema.ts';
+import { corsSchema } from '../../src/policies/cors.ts';
 import { startGateway } from '../helpers.ts';
 
 /** An upstream that answers CORS itself, as the seeds' FastAPI services do (allow_origins=["*"]). */

@@ -4,9 +4,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { Client, request } from 'undici';
 import { startDemoServer } from '../../src/demo/services.ts';
-import { extractField, peekBody } from '../../src/proxy/body-peek.ts';
-import type { RequestContext } from '../../src/server/context.ts';
-import type { CompiledRoute } from '../../src/routing/table.ts';
+import { extractField, peekBody } from '../../src/pipeline/body-peek.ts';
+import type { CompiledRoute, RequestContext } from '../../src/pipeline/context.ts';
 import { startGateway } from '../helpers.ts';
 
 // ---- extractField -------------------------------------------------------------------------
@@ -80,7 +79,7 @@ routes:
 `);
   t.after(async () => { await g.close(); await up.close(); });
   const seen: Seen[] = [];
-  g.gw.runtime.choose = async (ctx: RequestContext, candidates: readonly CompiledRoute[]) => {
+  g.gw.current.choose = async (ctx: RequestContext, candidates: readonly CompiledRoute[]) => {
     const p = await peekBody(ctx, cap);
     const buffered = ctx.req.readableLength;
     const again = await peekBody(ctx, cap);
@@ -188,7 +187,7 @@ routes: [ { match: { path: /upload }, upstream: sink, auth: public } ]
 `);
   t.after(async () => { await g.close(); await up.close(); });
   const seen: Array<{ small: Buffer; large: Buffer; complete: boolean; again: Buffer }> = [];
-  g.gw.runtime.choose = async (ctx: RequestContext, candidates: readonly CompiledRoute[]) => {
+  g.gw.current.choose = async (ctx: RequestContext, candidates: readonly CompiledRoute[]) => {
     const small = Buffer.from((await peekBody(ctx, 1000)).bytes);
     const large = await peekBody(ctx, 50_000);
     const again = await peekBody(ctx, 1000);

@@ -166,7 +166,7 @@ upstreams: { svc: { targets: [ "${up.url}" ] } }
 routes: [ { name: r, match: { path: /x }, upstream: svc, auth: public } ]
 `);
   t.after(async () => { await g.close(); await up.close(); });
-  assert.equal(g.gw.runtime.choose, undefined);
+  assert.equal(g.gw.current.choose, undefined);
 });
 
 test('a body condition on a WebSocket route is a config error', () => {

@@ -1,15 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'undici';
-import { upstreamSchema } from '../../src/config/schema.ts';
+import { upstreamSchema, DEFAULT_TIMEOUTS } from '../../src/upstreams/schema.ts';
 import { Upstream } from '../../src/upstreams/upstream.ts';
-import { DEFAULT_TIMEOUTS } from '../../src/upstreams/registry.ts';
 import { startGateway } from '../helpers.ts';
 import { startFaulty } from './faulty-upstream.ts';
 
 function upstream(balance: string, weights: number[]): Upstream {
   const cfg = upstreamSchema.parse({ balance, targets: weights.map((weight, i) => ({ url: `http://127.0.0.1:${10_000 + i}`, weight })) });
-  return new Upstream('u', cfg, DEFAULT_TIMEOUTS);
+  return new Upstream('u', { ...cfg, timeouts: DEFAULT_TIMEOUTS });
 }
 
 const letters = (up: Upstream, n: number, exclude = 0) => Array.from({ length: n }, () => 'abcdefgh'[up.pick(exclude)!.index]).join('');

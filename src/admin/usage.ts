@@ -1,7 +1,5 @@
-import type { AdminHandler } from '../admin/server.ts';
-import { sendJson } from '../admin/server.ts';
-import type { Config } from '../config/schema.ts';
-import type { QuotaSpec, Store } from '../state/store.ts';
+import { adminProblem, sendJson, type AdminHandler, type AdminHost } from './http.ts';
+import type { QuotaSpec } from '../state/store.ts';
 import { USAGE_RETENTION_DAYS } from '../state/memory.ts';
 
 const DAY = 86_400_000;
@@ -12,14 +10,20 @@ const DATE = /^\d{4}-\d{2}-\d{2}$/;
  * Usage records of one consumer per UTC day, route and usage type, their totals, and the consumer's
  * quotas as they stand now. Days default to today; at most the retention period is returned.
  */
-export function usageAdminRoute(store: Store, config: Config): AdminHandler {
-  return async (_req, res, url) => {
+export function registerUsageAdmin(routes: Map<string, AdminHandler>, host: AdminHost): void {
+  routes.set('GET /admin/usage', usage(host));
+}
+
+function usage(host: AdminHost): AdminHandler {
+  return async (req, res, url) => {
+    const config = host.current.config;
+    const store = host.store;
     const consumer = url.searchParams.get('consumer');
-    if (!consumer) return sendJson(res, 400, problem('bad_request', 'give ?consumer=<id>'));
+    if (!consumer) return adminProblem(req, res, 'bad_request', 'Give ?consumer=<id>.');
     const today = new Date().toISOString().slice(0, 10);
     const from = url.searchParams.get('from') ?? url.searchParams.get('to') ?? today;
     const to = url.searchParams.get('to') ?? (url.searchParams.has('from') ? today : from);
-    if (!DATE.test(from) || !DATE.test(to) || from > to) return sendJson(res, 400, problem('bad_request', 'from/to are UTC dates (YYYY-MM-DD), from <= to'));
+    if (!DATE.test(from) || !DATE.test(to) || from > to) return adminProblem(req, res, 'bad_request', 'from/to are UTC dates (YYYY-MM-DD), from <= to.');
     const days: string[] = [];
     for (let t = Date.parse(to + 'T00:00:00Z'); days.length < USAGE_RETENTION_DAYS && t >= Date.parse(from + 'T00:00:00Z'); t -= DAY) days.push(new Date(t).toISOString().slice(0, 10));
     days.reverse();
@@ -37,11 +41,7 @@ export function usageAdminRoute(store: Store, config: Config): AdminHandler {
       for (const r of rows) (totals[r.route] ??= {})[r.type] = (totals[r.route][r.type] ?? 0) + r.value;
       sendJson(res, 200, { consumer, plan: plan ?? null, from: days[0], to: days[days.length - 1], store: store.kind, quotas, totals, records: rows });
     } catch {
-      sendJson(res, 503, problem('store_unavailable', 'the state store did not answer'));
+      adminProblem(req, res, 'store_unavailable', 'The state store did not answer.', { headers: { 'retry-after': '1' } });
     }
   };
-}
-
-function problem(code: string, detail: string) {
-  return { type: `urn:gatehouse:problem:${code}`, title: code === 'bad_request' ? 'Bad request' : 'State store unavailable', status: code === 'bad_request' ? 400 : 503, detail, code };
 }

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
 import { GatewayError } from '../errors.ts';
-import type { RequestContext } from '../server/context.ts';
+import type { RequestContext } from './context.ts';
 
 /**
  * A bounded look at the start of a request body (a captcha token, a content-routing field) that

@@ -1,5 +1,50 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { CompiledRoute } from '../routing/table.ts';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { Upstream } from '../upstreams/upstream.ts';
+import type { Timeouts } from '../upstreams/schema.ts';
+
+/**
+ * The kernel types every layer may import: the request context, a pipeline step, a compiled route. They refer
+ * to each other (a route holds steps over a context that holds the route), so they live in one leaf module.
+ */
+
+/**
+ * A step of a route's pipeline. Returns nothing when it is done synchronously, a promise when it
+ * must wait (JWKS, Redis, captcha). It rejects a request by throwing (or rejecting with) a GatewayError.
+ */
+export type Step = (ctx: RequestContext) => void | Promise<void>;
+
+/** A compiled header/query condition: a plain function over already-parsed inputs. */
+export type Condition = (headers: IncomingHttpHeaders, query: URLSearchParams | null) => boolean;
+
+/** A route's `rewrite` as one function over the matched (normalized) path. */
+export type Rewrite = (path: string, params: Record<string, string | undefined>) => string;
+
+/** Everything a request on this route needs, built once at config load and frozen. */
+export interface CompiledRoute {
+  readonly name: string;
+  readonly index: number;
+  readonly methods: readonly string[];
+  /** find-my-way paths (a prefix route is `/p` and `/p/*`). */
+  readonly paths: readonly string[];
+  readonly conditions: readonly Condition[];
+  /** The conditions as a person reads them (`gatehouse routes`). */
+  readonly conditionText: readonly string[];
+  readonly upstream: Upstream;
+  readonly timeouts: Timeouts;
+  readonly rewrite: Rewrite | null;
+  /** The rewrite as a person reads it: `→ /new`, `-/v1 +/api`, or `-`. */
+  readonly rewriteText: string;
+  /** The paths as declared (`/p/**` for a prefix route). */
+  readonly pathText: string;
+  readonly steps: readonly Step[];
+  readonly policies: readonly string[];
+  readonly websocket: boolean;
+  readonly preserveHost: boolean;
+  readonly maxBodySize: number;
+  readonly auth: string;
+  /** Condition on a request-body field (content-based routing), evaluated on a bounded peek. */
+  readonly bodyCondition: { field: string; test: (v: string | undefined) => boolean } | null;
+}
 
 /** Who the request is, once an auth policy has decided. */
 export interface Identity {
@@ -17,6 +62,14 @@ export interface ResponseTap {
   onData?(chunk: Buffer): void;
   /** ok: the response completed; otherwise it failed or the client went away. */
   onEnd(ok: boolean, status: number): void;
+}
+
+/**
+ * The generation a request runs on: it keeps serving this request, stream or tunnel even after a reload swaps
+ * in a newer one, and is told when the exchange ends so it can close what only it still uses.
+ */
+export interface Lease {
+  release(): void;
 }
 
 /**
@@ -64,6 +117,9 @@ export class RequestContext {
   upstreamMs = -1;
   bytesIn = 0;
   bytesOut = 0;
+
+  /** The generation serving this exchange; released once when it ends. */
+  lease: Lease | null = null;
 
   constructor(req: IncomingMessage, res: ServerResponse, start: number) {
     this.req = req;

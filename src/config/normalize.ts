@@ -1,0 +1,49 @@
+import type { Issue } from './errors.ts';
+import type { Config, ParsedConfig, RouteConfig } from './schema.ts';
+import { DEFAULT_TIMEOUTS, expandTimeout, type UpstreamConfig } from '../upstreams/schema.ts';
+
+/**
+ * The one pass that resolves defaults: each route's name, auth mode, timeouts and body limit, each upstream's
+ * timeouts. Compile and every policy read the result; none resolves `route.x ?? defaults.x ?? built-in` again.
+ * Problems found here (a route with no auth and no `defaults.auth`, a route-level connect timeout) come back as
+ * issues with their key path, like any check's.
+ */
+export function normalize(c: ParsedConfig): { config: Config; issues: Issue[] } {
+  const issues: Issue[] = [];
+  const base = { ...DEFAULT_TIMEOUTS, ...expandTimeout(c.defaults.timeout) };
+  const upstreams: Record<string, UpstreamConfig> = {};
+  for (const [name, u] of Object.entries(c.upstreams)) {
+    const { timeout, ...rest } = u;
+    upstreams[name] = { ...rest, timeouts: { ...base, ...expandTimeout(timeout) } };
+  }
+
+  const used = new Set<string>();
+  const declaredAt = new Map<string, number>();
+  const routes: RouteConfig[] = c.routes.map((r, index) => {
+    const { name: declared, auth: own, timeout, ...rest } = r;
+    if (declared !== undefined) {
+      if (declaredAt.has(declared)) issues.push({ path: ['routes', index, 'name'], message: `duplicate route name "${declared}" (also routes[${declaredAt.get(declared)}])` });
+      else declaredAt.set(declared, index);
+    }
+    let name = declared ?? `${r.match.methods ? r.match.methods.join(',') + ' ' : ''}${r.match.path ?? r.match.paths?.[0] ?? ''}`;
+    if (used.has(name)) name = `${name}#${index}`;
+    used.add(name);
+    const auth = own ?? c.defaults.auth;
+    if (auth === undefined) issues.push({ path: ['routes', index, 'auth'], message: 'every route states its auth (public, jwt, apikey or any), or set defaults.auth' });
+    // Connections belong to the upstream's pool, shared by every route that uses it: a per-route connect
+    // timeout could not be honoured, so it is refused rather than accepted and ignored.
+    if (timeout?.connect !== undefined) issues.push({ path: ['routes', index, 'timeout', 'connect'], message: `the connect timeout belongs to the upstream's connection pool: set upstreams.${r.upstream}.timeout.connect` });
+    const up = upstreams[r.upstream];
+    const own_ = expandTimeout(timeout);
+    delete own_.connect;
+    return {
+      ...rest,
+      name,
+      index,
+      auth: auth ?? 'public',
+      timeouts: { ...(up?.timeouts ?? base), ...own_ },
+      maxBodySize: r.limits?.maxBodySize ?? c.server.limits.maxBodySize,
+    };
+  });
+  return { config: { ...c, upstreams, routes }, issues };
+}

@@ -1,0 +1,61 @@
+import { createHash } from 'node:crypto';
+import type { Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { TrustedProxies } from '../server/client-ip.ts';
+import type { Store } from '../state/store.ts';
+import type { Issue } from '../config/errors.ts';
+import type { Step } from './context.ts';
+
+/**
+ * Objects a generation builds once and that the next generation may take over when the config that made them
+ * did not change (JWKS caches, captcha verifiers, upstream pools): `get` returns the previous generation's
+ * object for the same key, or makes one. What a new generation does not take over is closed once the old one
+ * has finished its last request.
+ */
+export interface Resources {
+  get<T>(key: string, make: () => T, close?: (value: T) => unknown): T;
+}
+
+/** A resource key for config that made it: kind and name, plus a digest of the settings (which may hold secrets). */
+export function resourceKey(kind: string, name: string, settings: unknown): string {
+  return `${kind}:${name}:${createHash('sha256').update(JSON.stringify(settings) ?? '').digest('base64url').slice(0, 22)}`;
+}
+
+/**
+ * What compiling a route has at hand: the runtime's long-lived pieces (logger, metric registry, state store)
+ * and the generation's own (trusted proxies, the identity headers every route strips, carried-over resources).
+ */
+export interface CompileEnv {
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly store: Store;
+  /** One throttled warning per runtime for store failures (a line per 10 s in an outage, not one per request). */
+  readonly storeWarn: (msg: string, err?: unknown) => void;
+  readonly trusted: TrustedProxies;
+  /** Request headers the gateway sets from identity; inbound copies are always removed. Policies add to it at compile time. */
+  readonly identityHeaders: Set<string>;
+  readonly resources: Resources;
+  /** Compile-time slots for state a policy shares between its routes within one generation, keyed by policy name. */
+  readonly shared: Map<string, unknown>;
+}
+
+export interface PolicyContext<C, R> {
+  /** The whole (normalized) config, as far as this policy reads it. */
+  readonly config: C;
+  /** The route being compiled (normalized: `name`, `auth`, `timeouts` and limits are resolved). */
+  readonly route: R;
+  readonly env: CompileEnv;
+}
+
+/**
+ * A policy: its config keys (exported from its own file and composed into the route schema by
+ * src/config/schema.ts), its load-time check, and its behaviour compiled per route. `C` and `R` are the parts
+ * of the config and of a route it reads, declared structurally so a policy never imports the composed config
+ * type (which imports it). `check` reports every problem with its key path (the loader adds file:line);
+ * `compile` trusts checked input and returns no step when the route does not use the policy.
+ */
+export interface Policy<C = never, R = never> {
+  readonly name: string;
+  readonly check?: (config: C, out: Issue[]) => void;
+  readonly compile: (ctx: PolicyContext<C, R>) => Step | undefined;
+}

@@ -1,0 +1,281 @@
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import cluster from 'node:cluster';
+import type { Config } from '../config/schema.ts';
+import { ConfigError, formatIssue } from '../config/errors.ts';
+import type { LoadedConfig } from '../config/load.ts';
+import { createLogger, type Logger } from '../observability/logger.ts';
+import { Metrics } from '../observability/metrics.ts';
+import { peerAddress } from '../server/client-ip.ts';
+import { createRequestHandler, type RequestPathSource } from '../server/handler.ts';
+import { healthz, readyz } from '../server/health.ts';
+import { createUpgradeHandler } from '../proxy/websocket.ts';
+import { GatewayError, problemBody } from '../errors.ts';
+import { createStore, type Store } from '../state/index.ts';
+import { throttledWarn } from '../state/warn.ts';
+import { UpstreamTelemetry } from '../upstreams/telemetry.ts';
+import { servicesHealth } from '../upstreams/status.ts';
+import { createAdminServer } from '../admin/server.ts';
+import { Generation, type ConfigSource, type GenerationHost } from './generation.ts';
+import { diffConfigs, type ReloadResult } from './diff.ts';
+
+export type { ReloadResult };
+
+export interface RuntimeOptions {
+  logger?: Logger;
+  /** Where logs go (tests capture them); stdout by default. */
+  logDestination?: NodeJS.WritableStream;
+  /** Skip prom-client's process metrics (tests start many gateways). */
+  defaultMetrics?: boolean;
+  /** Reads the config again for a reload (SIGHUP, `POST /admin/reload`, `--watch`); without it only `reload(loaded)` works. */
+  load?: () => LoadedConfig;
+  /** Under `--workers N`: the admin API's reload goes through the primary, which validates once and reloads every worker. */
+  reloadAll?: () => Promise<ReloadResult>;
+}
+
+
+/**
+ * The process-lifetime half of a gateway: listeners, logger, metric instruments (registered once), the state
+ * store, upstream telemetry, lifecycle events, and the generation serving new requests. The per-config half is
+ * a Generation (src/runtime/generation.ts); a reload compiles the next one beside it and swaps one reference, so
+ * every request, stream and tunnel finishes on the generation it started on.
+ *
+ * Building a Runtime opens nothing: sockets and the store connect in `listen()`, background checks start there.
+ * `gatehouse validate` builds one, reads its table and closes it.
+ */
+export class Runtime implements RequestPathSource, GenerationHost {
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly store: Store;
+  readonly storeWarn: (msg: string, err?: unknown) => void;
+  readonly upstreamEvents: UpstreamTelemetry;
+  readonly builtins = new Map<string, (req: IncomingMessage, res: ServerResponse) => void>();
+  readonly server: Server;
+  readonly admin: Server | null;
+  /** 'generation' (gen, diff) after each swap, 'reload' (ReloadResult) after each attempt, 'draining', 'closed'. */
+  readonly events = new EventEmitter();
+  readonly tls = false;
+  readonly startedAt = Date.now();
+  readonly isDraining = (): boolean => this.draining;
+  current: Generation;
+  /** The config this process started with: listeners, the store and the log format keep its settings until a restart. */
+  readonly settings: Config;
+  lastReload: ReloadResult | null = null;
+  private draining = false;
+  private live = false;
+  private readonly tunnels = new Set<Duplex>();
+  private readonly retiring = new Set<Promise<void>>();
+  private readonly opts: RuntimeOptions;
+
+  /** Compiles the first generation; throws ConfigError before anything is opened. */
+  constructor(source: LoadedConfig | Config, opts: RuntimeOptions = {}) {
+    const first: ConfigSource = 'config' in source ? source : { config: source, hash: '' };
+    const config = first.config;
+    this.settings = config;
+    this.opts = opts;
+    const log = config.observability.log;
+    this.logger = opts.logger ?? createLogger({ level: log.level, format: log.format ?? (config.server.environment === 'development' ? 'pretty' : 'json'), destination: opts.logDestination });
+    this.metrics = new Metrics({ defaultMetrics: opts.defaultMetrics });
+    this.upstreamEvents = new UpstreamTelemetry(this.logger, this.metrics.registry);
+    this.store = createStore(config.state, this.logger);
+    this.storeWarn = throttledWarn(this.logger, 10_000);
+    try {
+      this.current = new Generation(first, this, null);
+    } catch (e) {
+      void this.store.close();
+      throw e;
+    }
+    this.upstreamEvents.init(this.current.upstreams.values());
+    if (this.store.kind === 'memory' && cluster.isWorker && usesTrafficControl(config)) {
+      this.logger.warn('state.store is memory but this gateway runs as one of several workers: each worker counts rate limits and quotas on its own (limits are multiplied by the worker count). Use state.store: redis.');
+    }
+    const health = {
+      startedAt: this.startedAt,
+      environment: config.server.environment,
+      isReady: () => this.live && !this.draining,
+      // from the background checks' and traffic's cached state: never a request per /healthz
+      services: () => servicesHealth(this.current.upstreams),
+    };
+    this.builtins.set('/healthz', healthz(health));
+    this.builtins.set('/readyz', readyz(health));
+
+    const limits = config.server.limits;
+    this.server = createServer({
+      maxHeaderSize: limits.maxHeaderSize,
+      headersTimeout: limits.headersTimeout,
+      requestTimeout: limits.requestTimeout,
+      keepAliveTimeout: limits.keepAliveTimeout,
+      // headers/request timeouts are only checked this often; keep it well under the shortest one
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.headersTimeout / 4))),
+      requireHostHeader: true,
+      noDelay: true,
+    }, createRequestHandler(this));
+    if (limits.maxConnections) this.server.maxConnections = limits.maxConnections;
+    this.server.on('upgrade', createUpgradeHandler(this, this.tunnels));
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket));
+    this.server.on('connection', (s: Socket) => {
+      this.metrics.activeConnections.inc();
+      s.once('close', () => this.metrics.activeConnections.dec());
+    });
+    this.admin = config.admin.enabled ? createAdminServer(this) : null;
+    this.metrics.configGeneration.set(this.current.id);
+  }
+
+  /** The serving generation's config. */
+  get config(): Config {
+    return this.current.config;
+  }
+
+  get table(): Generation['table'] {
+    return this.current.table;
+  }
+
+  get upstreams(): Generation['upstreams'] {
+    return this.current.upstreams;
+  }
+
+  async listen(): Promise<{ port: number; adminPort: number | null }> {
+    this.store.connect();
+    // Give Redis a moment to connect so the first requests do not fail open/closed needlessly.
+    if (!(await this.store.ready(2000))) this.logger.warn('state store not reachable yet; rate limits and quotas follow their onError until it is');
+    const l = this.settings.server.listen;
+    await listenOn(this.server, l.host, l.port);
+    let adminPort: number | null = null;
+    if (this.admin) {
+      const a = this.settings.admin.listen;
+      await listenOn(this.admin, a.host, a.port);
+      adminPort = (this.admin.address() as { port: number }).port;
+    }
+    this.live = true;
+    this.current.activate(null); // active health checks run only once the gateway serves
+    this.metrics.configLoadedAt.set(Math.floor(this.current.loadedAt.getTime() / 1000));
+    return { port: (this.server.address() as { port: number }).port, adminPort };
+  }
+
+  /**
+   * Compiles `next` (or what `load` reads) completely, then swaps it in. A config that does not load or compile
+   * leaves the live generation serving and comes back as `{ ok: false, problems }`, every problem positioned.
+   */
+  reload(next?: LoadedConfig): ReloadResult {
+    const t0 = performance.now();
+    const prev = this.current;
+    const done = (r: Omit<ReloadResult, 'durationMs'>): ReloadResult => {
+      const result = { ...r, durationMs: Math.round((performance.now() - t0) * 100) / 100 };
+      this.lastReload = result;
+      this.metrics.configReloads.labels(result.ok ? 'success' : 'failure').inc();
+      this.events.emit('reload', result);
+      if (result.ok) this.logger.info({ generation: result.generation, hash: result.hash, previousHash: result.previousHash, changes: result.changes, durationMs: result.durationMs }, 'config reloaded');
+      else this.logger.error({ generation: result.generation, problems: result.problems, durationMs: result.durationMs }, 'config reload refused; the running config keeps serving');
+      return result;
+    };
+    if (this.draining) return done({ ok: false, generation: prev.id, hash: prev.hash, problems: ['the gateway is shutting down'] });
+    let loaded: LoadedConfig;
+    let gen: Generation;
+    try {
+      if (next === undefined) {
+        if (this.opts.load === undefined) return done({ ok: false, generation: prev.id, hash: prev.hash, problems: ['this gateway was started without a config file to reload'] });
+        next = this.opts.load();
+      }
+      loaded = next;
+      gen = new Generation(loaded, this, prev);
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      const file = next?.file ?? prev.file;
+      const problems = e.issues.map((i) => formatIssue(next !== undefined && i.line === undefined ? { file, ...next.locate(i) } : i));
+      return done({ ok: false, generation: prev.id, hash: prev.hash, problems });
+    }
+    const changes = diffConfigs(prev.config, gen.config);
+    this.swap(gen, prev);
+    for (const key of changes.restartRequired) this.logger.warn({ key }, `${key} changed in the config file; it takes effect at the next restart`);
+    return done({ ok: true, generation: gen.id, hash: gen.hash, previousHash: prev.hash, changes, warnings: loaded.warnings });
+  }
+
+  /** Reload through the primary when this is one of several workers (so every worker moves together). */
+  reloadEverywhere(): Promise<ReloadResult> {
+    return this.opts.reloadAll !== undefined ? this.opts.reloadAll() : Promise.resolve(this.reload());
+  }
+
+  private swap(gen: Generation, prev: Generation): void {
+    this.current = gen;
+    if (this.live) gen.activate(prev);
+    const retired = prev.retire(gen);
+    this.retiring.add(retired);
+    void retired.then(() => this.retiring.delete(retired));
+    this.metrics.configGeneration.set(gen.id);
+    this.metrics.configLoadedAt.set(Math.floor(gen.loadedAt.getTime() / 1000));
+    this.events.emit('generation', gen, prev);
+  }
+
+  /**
+   * Graceful stop: readiness turns false, the listener stops accepting, idle keep-alive connections close,
+   * in-flight requests, streams and tunnels get `graceMs` to finish; then whatever is left is cut.
+   */
+  async drain(graceMs = this.current.config.server.shutdownGrace): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    this.events.emit('draining');
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    const idle = setInterval(() => this.server.closeIdleConnections(), 100);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => { timer = setTimeout(resolve, graceMs); });
+    const tunnelsDone = new Promise<void>((resolve) => {
+      const check = () => (this.tunnels.size === 0 ? resolve() : setTimeout(check, 50));
+      check();
+    });
+    await Promise.race([Promise.all([closed, tunnelsDone]), deadline]);
+    clearInterval(idle);
+    clearTimeout(timer);
+    for (const s of this.tunnels) s.destroy();
+    this.server.closeAllConnections();
+    await this.close();
+  }
+
+  /** Immediate stop (tests, fatal errors). */
+  async close(): Promise<void> {
+    this.draining = true;
+    this.server.closeAllConnections();
+    for (const s of this.tunnels) s.destroy();
+    await Promise.all([
+      new Promise<void>((r) => (this.server.listening ? this.server.close(() => r()) : r())),
+      this.admin ? new Promise<void>((r) => { this.admin!.closeAllConnections(); this.admin!.listening ? this.admin!.close(() => r()) : r(); }) : undefined,
+    ]);
+    // Older generations close what only they used once their last exchange ends; the connections just cut end them.
+    await Promise.race([Promise.all(this.retiring), new Promise((r) => setTimeout(r, 1000))]);
+    await this.current.close();
+    try { await this.store.close(); } catch { /* closing anyway */ }
+    this.events.emit('closed');
+    this.logger.flush?.();
+  }
+
+  /** Malformed requests never reach the handler: answer them here, in the same problem+json shape. */
+  private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    const s = socket as Socket & { _httpMessage?: { headersSent?: boolean } };
+    if (err.code === 'ECONNRESET' || !s.writable || s._httpMessage?.headersSent) { s.destroy(); return; }
+    const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request_timeout' : 'bad_request';
+    const detail = code === 'headers_too_large' ? 'The request headers are larger than this gateway accepts.'
+      : code === 'request_timeout' ? 'The request was not received in time.' : 'The request is not valid HTTP/1.1 (malformed or conflicting framing headers).';
+    const e = new GatewayError(code, detail);
+    // The request's own X-Request-Id is not available here (the head never parsed): a fresh one still lets the client quote it.
+    const requestId = randomUUID();
+    const body = problemBody(e, requestId);
+    s.end(`HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`);
+    this.metrics.observeRequest('none', 'OTHER', e.status, 0);
+    this.logger.info({ type: 'access', requestId, status: e.status, error: code, clientIp: peerAddress(s.remoteAddress) || undefined });
+  }
+}
+
+function listenOn(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => { server.off('error', reject); resolve(); });
+  });
+}
+
+/** Whether any route or plan uses rate limits or quotas (the memory-store warning only matters then). */
+function usesTrafficControl(c: Config): boolean {
+  return c.routes.some((r) => r.rateLimit?.length || r.quota) || Object.values(c.plans).some((p) => p.rateLimit.length || p.quota);
+}
