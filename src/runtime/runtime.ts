@@ -169,6 +169,7 @@ export class Runtime implements RequestPathSource, GenerationHost {
       this.events.emit('reload', result);
       if (result.ok) this.logger.info({ generation: result.generation, hash: result.hash, previousHash: result.previousHash, changes: result.changes, durationMs: result.durationMs }, 'config reloaded');
       else this.logger.error({ generation: result.generation, problems: result.problems, durationMs: result.durationMs }, 'config reload refused; the running config keeps serving');
+      this.logger.flush?.(); // an operator who just sent SIGHUP is waiting for this line
       return result;
     };
     if (this.draining) return done({ ok: false, generation: prev.id, hash: prev.hash, problems: ['the gateway is shutting down'] });
@@ -244,7 +245,11 @@ export class Runtime implements RequestPathSource, GenerationHost {
       this.admin ? new Promise<void>((r) => { this.admin!.closeAllConnections(); this.admin!.listening ? this.admin!.close(() => r()) : r(); }) : undefined,
     ]);
     // Older generations close what only they used once their last exchange ends; the connections just cut end them.
-    await Promise.race([Promise.all(this.retiring), new Promise((r) => setTimeout(r, 1000))]);
+    if (this.retiring.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(this.retiring), new Promise((r) => { timer = setTimeout(r, 1000); })]);
+      clearTimeout(timer);
+    }
     await this.current.close();
     try { await this.store.close(); } catch { /* closing anyway */ }
     this.events.emit('closed');

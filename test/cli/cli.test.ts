@@ -133,3 +133,33 @@ test('start with a bad config exits 1 with the errors and never listens', async 
   });
   assert.ok(refused, 'nothing listens on the configured port');
 });
+
+test('validate and routes compile without connecting anywhere: a Redis store on a closed port, and one on a listening port that counts connections', async () => {
+  const closed = await deadPort();
+  let connections = 0;
+  const { createServer } = await import('node:net');
+  const listener = createServer((s) => { connections++; s.destroy(); });
+  await new Promise<void>((r) => listener.listen(0, '127.0.0.1', () => r()));
+  const port = (listener.address() as { port: number }).port;
+  try {
+    for (const p of [closed, port]) {
+      const file = join(dir, `redis-${p}.yaml`);
+      writeFileSync(file, `state: { store: redis, redis: { url: "redis://127.0.0.1:${p}" } }
+upstreams: { chat: { targets: [ http://127.0.0.1:${p}/ ], health: { path: /health, interval: 1s } } }
+routes: [ { name: chat, match: { path: /v1/chat }, upstream: chat, auth: public, rateLimit: [ { limit: 10, window: 1m, by: ip } ] } ]
+`);
+      const t0 = performance.now();
+      const v = await run(['validate', file]);
+      const ms = performance.now() - t0;
+      assert.equal(v.code, 0, v.stderr);
+      assert.match(v.stdout, /ok \(1 routes, 1 upstreams\)/);
+      // The process itself (node, module loading) is most of this; a connection attempt would add its own timeout.
+      assert.ok(ms < 3000, `validate took ${Math.round(ms)} ms`);
+      const r = await run(['routes', file]);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    assert.equal(connections, 0, 'neither the store, an upstream nor a health check was contacted');
+  } finally {
+    listener.close();
+  }
+});

@@ -10,6 +10,8 @@ const BIN = join(ROOT, 'bin', 'gatehouse.mjs');
 
 export interface ChildGateway {
   proc: ChildProcess;
+  /** The config file it was started with (rewrite it, then SIGHUP, to reload). */
+  file: string;
   pid: number;
   url: string;
   adminUrl: string;
@@ -22,11 +24,11 @@ export interface ChildGateway {
 }
 
 /** `yaml` must listen on 127.0.0.1:0 for both listeners; the ports are read from the startup log line (log level info or lower). */
-export async function startChildGateway(yaml: string, timeoutMs = 60_000): Promise<ChildGateway> {
+export async function startChildGateway(yaml: string, timeoutMs = 60_000, args: string[] = []): Promise<ChildGateway> {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-child-'));
   const file = join(dir, 'gatehouse.yaml');
   writeFileSync(file, yaml);
-  const proc = spawn(process.execPath, [BIN, 'start', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [BIN, 'start', '--config', file, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   proc.stdout!.setEncoding('utf8').on('data', (s: string) => { out += s; });
@@ -42,7 +44,7 @@ export async function startChildGateway(yaml: string, timeoutMs = 60_000): Promi
   for (;;) {
     const ready = lines().find((l) => typeof l.port === 'number' && typeof l.adminPort === 'number');
     if (ready) {
-      return { proc, pid: proc.pid!, url: `http://127.0.0.1:${ready.port}`, adminUrl: `http://127.0.0.1:${ready.adminPort}`, lines, stderr: () => err, exited, kill };
+      return { proc, file, pid: proc.pid!, url: `http://127.0.0.1:${ready.port}`, adminUrl: `http://127.0.0.1:${ready.adminPort}`, lines, stderr: () => err, exited, kill };
     }
     if (proc.exitCode !== null || Date.now() > deadline) {
       await kill();
