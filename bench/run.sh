@@ -72,7 +72,7 @@ fi
 command -v wrk >/dev/null 2>&1 || { log "wrk is still missing; cannot measure"; exit 1; }
 
 # --- Proxy list: expand gatehouse-variants, drop names without an adapter (stream.mjs would crash on them).
-VARIANTS=$(cd "$BENCH/proxies" 2>/dev/null && ls gatehouse-*.sh 2>/dev/null | sed 's/\.sh$//' | paste -sd, -)
+VARIANTS=$(cd "$BENCH/proxies" 2>/dev/null && ls gatehouse-*.sh 2>/dev/null | sed 's/\.sh$//' | { if [ -n "${GATEHOUSE_BASE_DIR:-}" ]; then cat; else grep -vx gatehouse-base; fi; } | paste -sd, -)
 list=() SKIPPED=()
 for n in ${PROXIES//,/ }; do
   case $n in
