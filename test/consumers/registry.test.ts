@@ -292,8 +292,9 @@ describe('redis specifics', () => {
   test('Redis down: known keys keep answering, writes fail fast as unavailable; back (empty): reloaded, and new writes flow again', async (t) => {
     const redis = await startRedis();
     const p = prefix();
-    const a = new ConsumerRegistry(new RedisConsumers({ url: redis.url, keyPrefix: p, logger: silent }), { logger: silent });
-    const b = new ConsumerRegistry(new RedisConsumers({ url: redis.url, keyPrefix: p, logger: silent }), { logger: silent });
+    // no version checks here: what brings the registries back in line is the resubscription's reload
+    const a = new ConsumerRegistry(new RedisConsumers({ url: redis.url, keyPrefix: p, logger: silent }), { logger: silent, checkEveryMs: 60_000 });
+    const b = new ConsumerRegistry(new RedisConsumers({ url: redis.url, keyPrefix: p, logger: silent }), { logger: silent, checkEveryMs: 60_000 });
     t.after(async () => { await a.close(); await b.close(); await redis.stop(); });
     assert.equal(await a.start(3000), true);
     assert.equal(await b.start(3000), true);
