@@ -23,11 +23,15 @@ export type Audit = (actor: string, entry: AuditEntry) => void;
 
 /**
  * One line per change (`"type":"audit"`), whatever `observability.log.level` hides (only `silent` silences
- * them): a record of who changed which consumer, and when (pino's `time`).
+ * them): a record of who changed which consumer, and when (pino's `time`). Each is flushed as it is written.
  */
 export function createAudit(logger: Logger): Audit {
   const log = logger.isLevelEnabled('info') || logger.level === 'silent' ? logger.child({ type: 'audit' }) : logger.child({ type: 'audit' }, { level: 'info' });
-  return (actor, entry) => log.info({ actor, ...entry }, `admin: ${entry.action}`);
+  return (actor, entry) => {
+    log.info({ actor, ...entry }, `admin: ${entry.action}`);
+    // Changes are rare and their record matters: out now, not with the next buffer of access lines.
+    log.flush?.();
+  };
 }
 
 const ids = new Map<string, Promise<string>>();
