@@ -3,6 +3,8 @@ import { GatewayError, sendProblem, type ErrorCode } from '../errors.ts';
 import { requestIdFrom } from '../observability/trace.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Store } from '../state/store.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { ConsumerRegistry } from '../consumers/registry.ts';
 import type { Config } from '../config/schema.ts';
 import type { Generation } from '../runtime/generation.ts';
 import type { ReloadResult } from '../runtime/diff.ts';
@@ -17,6 +19,8 @@ export interface AdminHost {
   readonly current: Generation;
   readonly metrics: Metrics;
   readonly store: Store;
+  readonly consumers: ConsumerRegistry;
+  readonly logger: Logger;
   readonly settings: Config;
   readonly builtins: Map<string, (req: IncomingMessage, res: ServerResponse) => void>;
   readonly lastReload: ReloadResult | null;

@@ -4,6 +4,7 @@ import { describeRoutes } from '../routing/describe.ts';
 import { maskSecrets } from './mask.ts';
 import { registerUpstreamAdmin } from './upstreams.ts';
 import { registerUsageAdmin } from './usage.ts';
+import { registerConsumerAdmin } from './consumers.ts';
 import { adminProblem, AdminInputError, sendJson, type AdminHandler, type AdminHost } from './http.ts';
 
 export type { AdminHost };
@@ -27,6 +28,7 @@ export function createAdminServer(host: AdminHost): Server {
   });
   registerUpstreamAdmin(routes, host);
   registerUsageAdmin(routes, host);
+  registerConsumerAdmin(routes, host);
 
   let cachedToken = '';
   let cachedHash: Buffer | null = null;

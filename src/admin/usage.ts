@@ -28,7 +28,10 @@ function usage(host: AdminHost): AdminHandler {
     for (let t = Date.parse(to + 'T00:00:00Z'); days.length < USAGE_RETENTION_DAYS && t >= Date.parse(from + 'T00:00:00Z'); t -= DAY) days.push(new Date(t).toISOString().slice(0, 10));
     days.reverse();
 
-    const plan = url.searchParams.get('plan') ?? config.consumers.find((c) => c.id === consumer)?.plan ?? config.defaults.plan;
+    // The file's consumer, else the runtime's (admin API), else defaults.plan.
+    const runtimePlan = host.consumers.get(consumer)?.record.plan;
+    const plan = url.searchParams.get('plan') ?? config.consumers.find((c) => c.id === consumer)?.plan
+      ?? (runtimePlan !== undefined && Object.hasOwn(config.plans, runtimePlan) ? runtimePlan : undefined) ?? config.defaults.plan;
     const pq = plan !== undefined ? config.plans[plan]?.quota : undefined;
     const specs: QuotaSpec[] = [];
     if (pq?.requests) specs.push({ kind: 'requests', ...pq.requests });

@@ -17,6 +17,11 @@ export function hashApiKey(key: string): string {
   return 'sha256:' + createHash('sha256').update(key, 'utf8').digest('hex');
 }
 
+/** The SHA-256 digest of a presented key: computed once per request, looked up in the file's keys and the runtime's. */
+export function keyDigest(key: string): Buffer {
+  return createHash('sha256').update(key, 'utf8').digest();
+}
+
 /** A new random key (256 bits, base64url) with a recognisable prefix, so a leaked one is easy to search for. */
 export function generateApiKey(): string {
   return 'gh_' + randomBytes(32).toString('base64url');
@@ -49,7 +54,11 @@ export class ApiKeyStore {
 
   /** The consumer owning this key, or null. */
   lookup(key: string): KeyedConsumer | null {
-    const digest = createHash('sha256').update(key, 'utf8').digest();
+    return this.lookupDigest(keyDigest(key));
+  }
+
+  /** The consumer owning the key with this digest, or null. */
+  lookupDigest(digest: Buffer): KeyedConsumer | null {
     const list = this.index.get(digest.readUInt32BE(0));
     if (list === undefined) return null;
     let found: KeyedConsumer | null = null;

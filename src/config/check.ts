@@ -59,8 +59,15 @@ export function isCidr(s: string): boolean {
   return /^\d+$/.test(bits) && n >= 0 && n <= (v === 4 ? 32 : 128);
 }
 
+/**
+ * Whether a listen host only accepts connections from this machine: `localhost`, 127.0.0.0/8, `::1` (and its
+ * IPv4-mapped form). A host name that merely starts with "127." (`127.example.com`) is a name like any other.
+ */
 export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+  if (host === 'localhost') return true;
+  const v4 = host.toLowerCase().replace(/^::ffff:/, '');
+  if (isIP(v4) === 4) return v4.startsWith('127.');
+  return isIP(host) === 6 && /^(0{0,4}:){2,7}0{0,3}1$|^::1$/.test(host);
 }
 
 /** Fallback cycles, and settings that would silently not do what they say (see docs/upstreams.md). */

@@ -4,7 +4,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { TrustedProxies } from '../server/client-ip.ts';
 import type { Store } from '../state/store.ts';
 import type { Issue } from '../config/errors.ts';
-import type { Step } from './context.ts';
+import type { Identity, Step } from './context.ts';
 
 /**
  * Objects a generation builds once and that the next generation may take over when the config that made them
@@ -21,6 +21,29 @@ export function resourceKey(kind: string, name: string, settings: unknown): stri
   return `${kind}:${name}:${createHash('sha256').update(JSON.stringify(settings) ?? '').digest('base64url').slice(0, 22)}`;
 }
 
+/** A consumer as an API key resolves it: the identity and the upstream headers (flat [name, value, ...]). */
+export interface KeyedIdentity {
+  readonly identity: Identity;
+  readonly headers: readonly string[];
+}
+
+/** How one generation reads a consumer's plan: a plan it configures, else its `defaults.plan`. */
+export interface PlanView {
+  readonly known: ReadonlySet<string>;
+  readonly defaultPlan: string | undefined;
+}
+
+/**
+ * Consumers created while the gateway runs (src/consumers/registry.ts, a Runtime part that outlives reloads).
+ * The lookup answers from memory, synchronously; change events keep that memory current.
+ */
+export interface RuntimeConsumers {
+  /** Keys held right now (0: nothing to look up). */
+  readonly size: number;
+  /** The consumer owning the key whose SHA-256 digest this is, or null (unknown, revoked or expired). */
+  lookupDigest(digest: Buffer, plans: PlanView): KeyedIdentity | null;
+}
+
 /**
  * What compiling a route has at hand: the runtime's long-lived pieces (logger, metric registry, state store)
  * and the generation's own (trusted proxies, the identity headers every route strips, carried-over resources).
@@ -29,6 +52,8 @@ export interface CompileEnv {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly store: Store;
+  /** Runtime consumers (the admin API's), consulted after the file's consumers. */
+  readonly consumers: RuntimeConsumers;
   /** One throttled warning per runtime for store failures (a line per 10 s in an outage, not one per request). */
   readonly storeWarn: (msg: string, err?: unknown) => void;
   readonly trusted: TrustedProxies;

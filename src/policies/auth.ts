@@ -2,12 +2,12 @@ import { GatewayError } from '../errors.ts';
 import type { Issue } from '../config/errors.ts';
 import { suggest } from '../config/suggest.ts';
 import type { Identity, RequestContext, Step } from '../pipeline/context.ts';
-import { resourceKey, type CompileEnv, type Policy } from '../pipeline/policy.ts';
+import { resourceKey, type CompileEnv, type PlanView, type Policy } from '../pipeline/policy.ts';
 import { authModeSchema, authorizeSchema, type AuthMode, type AuthorizeRule, type JwtProviderConfig } from '../auth/schema.ts';
 import { checkAuthSections, type AuthSections } from '../auth/check-auth.ts';
 import { JwtVerifier, type VerifiedToken } from '../auth/jwt-verifier.ts';
 import { JwksCache } from '../auth/jwks.ts';
-import { ApiKeyStore } from '../auth/api-keys.ts';
+import { ApiKeyStore, keyDigest } from '../auth/api-keys.ts';
 import { identityHeaderNames } from '../auth/identity-headers.ts';
 import { compileAuthorize } from '../auth/authorize.ts';
 import { bearerToken, looksLikeJwt, takeQueryToken } from '../auth/credentials.ts';
@@ -17,6 +17,9 @@ import { forbidden, invalidToken, missingCredentials } from '../auth/challenge.t
 export const authRouteKeys = { auth: authModeSchema.optional(), authorize: authorizeSchema.optional() };
 
 interface Needs extends AuthSections {
+  /** Whether consumers can be created at run time (the admin API, or another replica sharing Redis). */
+  state: { store: string };
+  admin: { enabled: boolean };
   plans: Readonly<Record<string, unknown>>;
   defaults: { plan?: string };
   routes: ReadonlyArray<{ auth?: AuthMode; authorize?: AuthorizeRule }>;
@@ -28,6 +31,8 @@ type Route = { auth: AuthMode; authorize?: AuthorizeRule; websocket: boolean };
 interface AuthShared {
   verifier: JwtVerifier | null;
   keys: ApiKeyStore | null;
+  /** How runtime consumers' plans read in this generation. */
+  plans: PlanView;
   apiKeyHeader: string;
   hideKey: boolean;
   /** Query parameters a WebSocket handshake may carry a token in (providers' `queryParam`). */
@@ -42,6 +47,7 @@ function shared(config: Needs, env: CompileEnv): AuthShared {
   sh = {
     verifier: null,
     keys: null,
+    plans: { known: new Set(Object.keys(config.plans)), defaultPlan: config.defaults.plan },
     apiKeyHeader: config.auth.apiKeys.header.toLowerCase(),
     hideKey: config.auth.apiKeys.hideCredentials,
     queryParams: config.auth.jwt.flatMap((p) => (p.queryParam !== undefined ? [p.queryParam] : [])),
@@ -82,6 +88,8 @@ export const authPolicy: Policy<Needs, Route> = {
     const wantKey = mode === 'apikey' || mode === 'any';
     const jwt = wantJwt && config.auth.jwt.length > 0 ? verifier(sh, config, env) : null;
     const keys = wantKey ? (sh.keys ??= new ApiKeyStore(config.consumers, config.defaults.plan)) : null;
+    const runtimeKeys = env.consumers;
+    const plans = sh.plans;
     const authorize = compileAuthorize(route.authorize);
     const keyHeader = sh.apiKeyHeader;
     const hideKey = sh.hideKey;
@@ -102,7 +110,9 @@ export const authPolicy: Policy<Needs, Route> = {
       accept(ctx, v.identity, v.headers);
     };
     const viaKey = (ctx: RequestContext, key: string, from: string): void => {
-      const c = keys!.lookup(key);
+      // The file's consumers first, then the runtime's (admin API); both from memory, one digest for both.
+      const digest = keyDigest(key);
+      const c = keys!.lookupDigest(digest) ?? (runtimeKeys.size > 0 ? runtimeKeys.lookupDigest(digest, plans) : null);
       if (c === null) throw invalidToken('The API key is not recognized.');
       // The key is the gateway's credential; the upstream learns the consumer from X-Consumer-Id instead.
       if (hideKey) delete ctx.req.headers[from];
@@ -156,12 +166,18 @@ function checkAuth(c: Needs, out: Issue[]): void {
 
   const ids = new Set(c.consumers.map((k) => k.id));
   const hasKeys = c.consumers.some((k) => k.keys.length > 0);
+  // Keys the file does not list may still be created while the gateway runs: through this gateway's admin API,
+  // or another replica's when they share Redis. Only when neither can happen is a keyless apikey route an error.
+  const runtimeKeys = c.admin.enabled || c.state.store === 'redis';
+  const noKeys = (what: string): string => runtimeKeys
+    ? `${what}: no consumer in the file has keys, so this route refuses every API key until one is created at run time (POST /admin/consumers/<id>/keys)`
+    : `${what} needs consumers with keys (none in the file, and none can be created at run time: the admin API is disabled and the memory store is this process's own)`;
   c.routes.forEach((r, i) => {
     const at = (...k: PropertyKey[]) => ['routes', i, ...k];
     const auth = r.auth;
     if (auth === 'jwt' && c.auth.jwt.length === 0) out.push({ path: at('auth'), message: 'auth: jwt needs a provider under auth.jwt' });
-    if (auth === 'apikey' && !hasKeys) out.push({ path: at('auth'), message: 'auth: apikey needs consumers with keys' });
-    if (auth === 'any' && c.auth.jwt.length === 0 && !hasKeys) out.push({ path: at('auth'), message: 'auth: any needs a provider under auth.jwt or consumers with keys' });
+    if (auth === 'apikey' && !hasKeys) out.push({ path: at('auth'), message: noKeys('auth: apikey'), warning: runtimeKeys });
+    if (auth === 'any' && c.auth.jwt.length === 0 && !hasKeys) out.push({ path: at('auth'), message: noKeys('auth: any (no provider under auth.jwt)'), warning: runtimeKeys });
     const z = r.authorize;
     if (z === undefined) return;
     if (auth === 'public' || auth === undefined) { out.push({ path: at('authorize'), message: 'authorize needs an identity: set auth to jwt, apikey or any' }); return; }

@@ -5,7 +5,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { createAccessLog, type AccessLog } from '../observability/access-log.ts';
 import type { CompiledRoute, RequestContext } from '../pipeline/context.ts';
-import type { CompileEnv } from '../pipeline/policy.ts';
+import type { CompileEnv, RuntimeConsumers } from '../pipeline/policy.ts';
 import { TrustedProxies, peerAddress } from '../server/client-ip.ts';
 import { failWith, type RequestPath } from '../server/handler.ts';
 import { RouteTable } from '../routing/table.ts';
@@ -23,6 +23,7 @@ export interface GenerationHost {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly store: Store;
+  readonly consumers: RuntimeConsumers;
   readonly storeWarn: (msg: string, err?: unknown) => void;
   readonly upstreamEvents: UpstreamEvents;
   /** Built-in endpoints on the main listener (/healthz, /readyz). */
@@ -93,7 +94,7 @@ export class Generation implements RequestPath {
     for (const u of this.upstreams.values()) u.durationMetric = host.metrics.upstreamDuration.labels(u.name);
 
     const shared = new Map<string, unknown>();
-    const env: CompileEnv = { logger: host.logger, metrics: host.metrics, store: host.store, storeWarn: host.storeWarn, trusted: this.trusted, identityHeaders: this.identityHeaders, resources: this.resources, shared };
+    const env: CompileEnv = { logger: host.logger, metrics: host.metrics, store: host.store, consumers: host.consumers, storeWarn: host.storeWarn, trusted: this.trusted, identityHeaders: this.identityHeaders, resources: this.resources, shared };
     try {
       this.table = new RouteTable({ routes: config.routes, upstreams: this.upstreams, compileSteps: (route) => compileSteps(config, route, env) });
     } catch (e) {

@@ -15,6 +15,7 @@ import { healthz, readyz } from '../server/health.ts';
 import { createUpgradeHandler } from '../proxy/websocket.ts';
 import { GatewayError, problemBody } from '../errors.ts';
 import { createStore, type Store } from '../state/index.ts';
+import { createConsumerRegistry, type ConsumerRegistry } from '../consumers/index.ts';
 import { throttledWarn } from '../state/warn.ts';
 import { UpstreamTelemetry } from '../upstreams/telemetry.ts';
 import { servicesHealth } from '../upstreams/status.ts';
@@ -50,6 +51,8 @@ export class Runtime implements RequestPathSource, GenerationHost {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly store: Store;
+  /** Consumers and keys created through the admin API; they outlive reloads. */
+  readonly consumers: ConsumerRegistry;
   readonly storeWarn: (msg: string, err?: unknown) => void;
   readonly upstreamEvents: UpstreamTelemetry;
   readonly builtins = new Map<string, (req: IncomingMessage, res: ServerResponse) => void>();
@@ -81,11 +84,13 @@ export class Runtime implements RequestPathSource, GenerationHost {
     this.metrics = new Metrics({ defaultMetrics: opts.defaultMetrics });
     this.upstreamEvents = new UpstreamTelemetry(this.logger, this.metrics.registry);
     this.store = createStore(config.state, this.logger);
+    this.consumers = createConsumerRegistry(config.state, { logger: this.logger, clustered: cluster.isWorker });
     this.storeWarn = throttledWarn(this.logger, 10_000);
     try {
       this.current = new Generation(first, this, null);
     } catch (e) {
       void this.store.close();
+      void this.consumers.close();
       throw e;
     }
     this.upstreamEvents.init(this.current.upstreams.values());
@@ -139,8 +144,11 @@ export class Runtime implements RequestPathSource, GenerationHost {
 
   async listen(): Promise<{ port: number; adminPort: number | null }> {
     this.store.connect();
-    // Give Redis a moment to connect so the first requests do not fail open/closed needlessly.
-    if (!(await this.store.ready(2000))) this.logger.warn('state store not reachable yet; rate limits and quotas follow their onError until it is');
+    // Give Redis a moment to connect so the first requests do not fail open/closed needlessly, and the runtime
+    // consumers a moment to load so their keys work from the first request.
+    const [storeReady, consumersLoaded] = await Promise.all([this.store.ready(2000), this.consumers.start(2000)]);
+    if (!storeReady) this.logger.warn('state store not reachable yet; rate limits and quotas follow their onError until it is');
+    if (!consumersLoaded) this.logger.warn('runtime consumers not loaded yet; their keys are refused until the store answers');
     const l = this.settings.server.listen;
     await listenOn(this.server, l.host, l.port);
     let adminPort: number | null = null;
@@ -252,6 +260,7 @@ export class Runtime implements RequestPathSource, GenerationHost {
     }
     await this.current.close();
     try { await this.store.close(); } catch { /* closing anyway */ }
+    try { await this.consumers.close(); } catch { /* closing anyway */ }
     this.events.emit('closed');
     this.logger.flush?.();
   }

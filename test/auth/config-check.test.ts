@@ -30,10 +30,18 @@ const ec = keyPair('ec-256');
 const pss = keyPair('rsa-pss');
 const pem = (p: string) => JSON.stringify(p);
 
-test('auth: jwt needs a provider, auth: apikey needs consumers with keys, auth: any needs one of them', () => {
+test('auth: jwt needs a provider; auth: apikey / any without keyed consumers in the file: a warning while keys can be created at run time, else an error', () => {
   assert.ok(errorsOf(ROUTES('jwt')).some((l) => /routes\[0\]\.auth: auth: jwt needs a provider/.test(l)));
-  assert.ok(errorsOf(ROUTES('apikey')).some((l) => /routes\[0\]\.auth: auth: apikey needs consumers with keys/.test(l)));
-  assert.ok(errorsOf(ROUTES('any')).some((l) => /auth: any needs a provider under auth.jwt or consumers with keys/.test(l)));
+  // the admin API (enabled by default) or a shared Redis can create keys while the gateway runs
+  for (const extra of ['', 'admin: { enabled: false }\nstate: { store: redis }\n']) {
+    for (const mode of ['apikey', 'any']) {
+      const { warnings } = loadConfigText(extra + ROUTES(mode), 'gw.yaml', { env: {} });
+      assert.ok(warnings.some((w) => /^routes\[0\]\.auth: auth: (apikey|any \(no provider under auth\.jwt\)): no consumer in the file has keys, so this route refuses every API key until one is created at run time \(POST \/admin\/consumers\/<id>\/keys\)$/.test(w)), `${mode} ${extra}: ${warnings}`);
+    }
+  }
+  const closed = 'admin: { enabled: false }\n';
+  assert.ok(errorsOf(closed + ROUTES('apikey')).some((l) => /^gw\.yaml:5:\d+ routes\[0\]\.auth: auth: apikey needs consumers with keys \(none in the file, and none can be created at run time: the admin API is disabled and the memory store is this process's own\)$/.test(l)));
+  assert.ok(errorsOf(closed + ROUTES('any')).some((l) => /routes\[0\]\.auth: auth: any \(no provider under auth\.jwt\) needs consumers with keys/.test(l)));
 });
 
 test('algorithms must fit the key material: no HS with a public key or a JWKS, no RS/ES with a secret, curves match', () => {

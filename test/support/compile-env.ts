@@ -16,6 +16,7 @@ export function compileEnv(over: Partial<CompileEnv> = {}): CompileEnv {
     logger,
     metrics: new Metrics({ defaultMetrics: false }),
     store: new MemoryStore(),
+    consumers: { size: 0, lookupDigest: () => null },
     storeWarn: () => {},
     trusted: new TrustedProxies([]),
     identityHeaders: new Set(),

@@ -19,6 +19,7 @@ export async function startRedis(): Promise<OwnRedis> {
   const start = async () => {
     proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
     const probe = new Redis({ port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+    probe.on('error', () => { /* not up yet: retried below */ });
     for (let i = 0; i < 100; i++) {
       try { await probe.connect(); await probe.ping(); probe.disconnect(); return; } catch { probe.disconnect(); await new Promise((r) => setTimeout(r, 50)); }
     }
