@@ -134,7 +134,7 @@ test('start with a bad config exits 1 with the errors and never listens', async 
   assert.ok(refused, 'nothing listens on the configured port');
 });
 
-test('validate and routes compile without connecting anywhere: a Redis store on a closed port, and one on a listening port that counts connections', async () => {
+test('validate and routes compile without connecting anywhere: a Redis store on a closed port, and one on a listening port that counts connections', async (t) => {
   const closed = await deadPort();
   let connections = 0;
   const { createServer } = await import('node:net');
@@ -153,8 +153,9 @@ routes: [ { name: chat, match: { path: /v1/chat }, upstream: chat, auth: public,
       const ms = performance.now() - t0;
       assert.equal(v.code, 0, v.stderr);
       assert.match(v.stdout, /ok \(1 routes, 1 upstreams\)/);
-      // The process itself (node, module loading) is most of this; a connection attempt would add its own timeout.
-      assert.ok(ms < 3000, `validate took ${Math.round(ms)} ms`);
+      // Timing is reported, not asserted (a shared machine; the tsx fallback when dist/ is stale): what must hold
+      // is that nothing was contacted, counted below. Measured with a fresh build: ~0.6 s, all of it process start.
+      t.diagnostic(`validate with a Redis store at port ${p}: ${Math.round(ms)} ms`);
       const r = await run(['routes', file]);
       assert.equal(r.code, 0, r.stderr);
     }
