@@ -44,13 +44,11 @@ export const bindSchema = z.record(z.string(), z.union([
 export type BindConfig = z.output<typeof bindSchema>;
 
 /** `enabled: ${ENABLE_FILE_UPLOAD:-true}`: a boolean, or the text a quoted variable leaves. */
-export const enabledSchema = z.union([z.boolean(), z.string().transform((v, ctx) => {
+export const enabledSchema = z.preprocess((v) => {
+  if (typeof v !== 'string') return v;
   const s = v.trim().toLowerCase();
-  if (['true', 'yes', 'on', '1'].includes(s)) return true;
-  if (['false', 'no', 'off', '0', ''].includes(s)) return false;
-  ctx.addIssue({ code: 'custom', message: `expected true or false, got "${v}"` });
-  return z.NEVER;
-})]);
+  return ['true', 'yes', 'on', '1'].includes(s) ? true : ['false', 'no', 'off', '0', ''].includes(s) ? false : v;
+}, z.boolean({ error: (iss) => `expected true or false${typeof iss.input === 'string' ? `, got "${iss.input}"` : ''}` }));
 
 /** What a disabled route answers: 404 as if it did not exist (default), or 503 with a message. */
 export const whenDisabledSchema = obj({
