@@ -5,19 +5,19 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { request } from 'undici';
-import { startGateway, type TestGateway } from '../helpers.ts';
+import { startGateway, eventually, type TestGateway } from '../helpers.ts';
 import { startStub, type Stub, type StubEcho } from '../e2e/stubs.ts';
 import { assertProblem } from '../support/problem.ts';
 import { deadPort } from '../support/raw-http.ts';
 import { loadConfigText } from '../../src/config/load.ts';
 import { ConfigError, formatIssue } from '../../src/config/errors.ts';
 
-interface AuthService { url: string; calls: IncomingHttpHeaders[]; mode: 'ok' | 'slow' | 'error'; close(): Promise<void> }
+interface AuthService { url: string; calls: IncomingHttpHeaders[]; mode: 'ok' | 'slow' | 'error'; /** While set, answers wait for it. */ hold: Promise<void> | null; close(): Promise<void> }
 
 /** "Bearer good-*" → 200 (x-auth-user, x-auth-role), "Bearer who" → 401, anything else → 403; `mode` turns it slow or failing. */
 async function authService(delayMs = 0): Promise<AuthService> {
   const calls: IncomingHttpHeaders[] = [];
-  const svc: AuthService = { url: '', calls, mode: 'ok', close: async () => {} };
+  const svc: AuthService = { url: '', calls, mode: 'ok', hold: null, close: async () => {} };
   const server = createServer((req, res) => {
     calls.push(req.headers);
     const answer = () => {
@@ -28,7 +28,8 @@ async function authService(delayMs = 0): Promise<AuthService> {
       res.writeHead(403); res.end('no');
     };
     const wait = svc.mode === 'slow' ? 3000 : delayMs;
-    if (wait > 0) { const t = setTimeout(answer, wait); res.on('close', () => clearTimeout(t)); } else answer();
+    if (svc.hold !== null) void svc.hold.then(answer);
+    else if (wait > 0) { const t = setTimeout(answer, wait); res.on('close', () => clearTimeout(t)); } else answer();
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   svc.url = `http://127.0.0.1:${(server.address() as { port: number }).port}/verify`;
@@ -36,7 +37,7 @@ async function authService(delayMs = 0): Promise<AuthService> {
   return svc;
 }
 
-async function setup(t: { after(fn: () => Promise<void>): void }, authUrl: string, extra = ''): Promise<{ g: TestGateway; stub: Stub }> {
+async function setup(t: { after(fn: () => Promise<void>): void }, authUrl: string, o: { ttl?: string; timeout?: string } = {}): Promise<{ g: TestGateway; stub: Stub }> {
   const stub = await startStub('svc');
   const g = await startGateway(`
 upstreams: { svc: { targets: [ "${stub.url}" ] } }
@@ -45,7 +46,7 @@ routes:
     match: { path: /guarded, prefix: true }
     upstream: svc
     auth: forward
-    forwardAuth: { url: "${authUrl}", requestHeaders: [authorization], responseHeaders: [x-auth-user, x-auth-role], identityHeader: x-auth-user, timeout: 300ms, cacheTtl: 400ms, retryAfter: 7s${extra} }
+    forwardAuth: { url: "${authUrl}", requestHeaders: [authorization], responseHeaders: [x-auth-user, x-auth-role], identityHeader: x-auth-user, timeout: ${o.timeout ?? '300ms'}, cacheTtl: ${o.ttl ?? '400ms'}, retryAfter: 7s }
     rateLimit: [ { limit: 1000, window: 1m, by: consumer } ]
   - name: open
     match: { path: /open }
@@ -95,12 +96,12 @@ test('allow: the listed answer headers go upstream (spoofed copies never do), th
 test('cache: a 2xx is remembered per credential for cacheTtl; refusals are asked every time', async (t) => {
   const auth = await authService();
   t.after(() => auth.close());
-  const { g } = await setup(t, auth.url);
+  const { g } = await setup(t, auth.url, { ttl: '1500ms' });
   for (let i = 0; i < 5; i++) assert.equal((await get(g, '/guarded', 'Bearer good-bob')).status, 200);
   assert.equal(auth.calls.length, 1, 'one call for five requests');
   assert.equal((await get(g, '/guarded', 'Bearer good-carol')).status, 200);
   assert.equal(auth.calls.length, 2, 'another credential is another call');
-  await new Promise((r) => setTimeout(r, 500));
+  await new Promise((r) => setTimeout(r, 1600));
   assert.equal((await get(g, '/guarded', 'Bearer good-bob')).status, 200);
   assert.equal(auth.calls.length, 3, 'asked again once the TTL passed');
   for (let i = 0; i < 3; i++) assert.equal((await get(g, '/guarded', 'Bearer evil')).status, 403);
@@ -108,10 +109,17 @@ test('cache: a 2xx is remembered per credential for cacheTtl; refusals are asked
 });
 
 test('single flight: 100 concurrent requests with one credential make one call to the auth service', async (t) => {
-  const auth = await authService(150);
+  const auth = await authService();
   t.after(() => auth.close());
-  const { g } = await setup(t, auth.url);
-  const results = await Promise.all(Array.from({ length: 100 }, () => get(g, '/guarded/burst', 'Bearer good-dave')));
+  // No cache: only the single flight can make the 100 share one call.
+  const { g } = await setup(t, auth.url, { ttl: '0s', timeout: '30s' });
+  let release!: () => void;
+  auth.hold = new Promise((r) => { release = r; });
+  const pending = Promise.all(Array.from({ length: 100 }, () => get(g, '/guarded/burst', 'Bearer good-dave')));
+  // The auth service answers only once all 100 are inside the gateway, waiting: however slow the machine.
+  await eventually(() => g.gw.current.inflight >= 100, 20_000);
+  release();
+  const results = await pending;
   assert.deepEqual([...new Set(results.map((r) => r.status))], [200]);
   assert.equal(auth.calls.length, 1);
   assert.ok(results.every((r) => (JSON.parse(r.text) as StubEcho).headers['x-auth-user'] === 'user-of-dave'));
