@@ -246,14 +246,18 @@ export class MultipartRewriter {
 
   private emitPrepended(): void {
     for (const f of this.rules.prepend) {
+      const value = Buffer.from(f.value, 'utf8');
+      // A value taken from the request (a header, a field) could carry the boundary and smuggle in parts of its own.
+      if (value.includes(this.delim)) throw new GatewayError('bad_request', `A value this route writes into the multipart body (field "${f.name}") contains the body's boundary.`);
       this.emit(Buffer.from(`${this.delim}\r\ncontent-disposition: form-data; name="${quoteName(f.name)}"\r\n\r\n`, 'latin1'));
-      this.emit(Buffer.from(f.value, 'utf8'));
+      this.emit(value);
       this.emit(CRLF);
     }
   }
 
   /** Keeps the last `n` bytes of `buf` for the next chunk. */
-  private hold(buf: Buffer, n: number): void {
+  private hold(buf: Buffer, want: number): void {
+    const n = Math.min(want, buf.length);
     if (n <= 0) return;
     // a copy when small (a delimiter's worth), so a large chunk is not retained by a view of its tail
     this.carry = n <= 256 ? Buffer.from(buf.subarray(buf.length - n)) : buf.subarray(buf.length - n);
