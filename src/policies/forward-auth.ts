@@ -66,7 +66,7 @@ export const forwardAuthPolicy: Policy<Needs, Route> = {
         method: ctx.req.method ?? 'GET',
         uri: ctx.query === null ? ctx.path : `${ctx.path}?${ctx.query}`,
         host: h.host ?? '',
-        proto: 'http',
+        proto: (ctx.req.socket as { encrypted?: boolean } | undefined)?.encrypted === true ? 'https' : 'http',
         clientIp: ctx.clientIp,
       });
       if (d instanceof Promise) return d.then((x) => apply(ctx, x));

@@ -1,5 +1,5 @@
 import type { RequestContext } from '../pipeline/context.ts';
-import { at, type RequestBody } from '../pipeline/request-body.ts';
+import { asText, at, type RequestBody } from '../pipeline/request-body.ts';
 import type { ValueSpec } from './schema.ts';
 
 /**
@@ -85,7 +85,4 @@ function decodeName(s: string): string {
   try { return decodeURIComponent(s.replace(/\+/g, ' ')); } catch { return s; }
 }
 
-/** A value as text for headers, forms and comparisons: strings as they are, other JSON values as JSON. */
-export function asText(v: unknown): string {
-  return typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' ? String(v) : JSON.stringify(v) ?? '';
-}
+export { asText };
