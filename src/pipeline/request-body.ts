@@ -37,6 +37,8 @@ export class RequestBody {
   readonly bytes: Buffer;
   /** The peek holds the whole body. */
   readonly complete: boolean;
+  /** The body has a Content-Encoding (gzip, ...): its kind is 'other' whatever its media type. */
+  readonly encoded: boolean;
   private readonly ctx: RequestContext;
   private readonly boundary: string | undefined;
   private readonly budget: number;
@@ -56,7 +58,11 @@ export class RequestBody {
     const semi = ct === undefined ? -1 : ct.indexOf(';');
     this.mediaType = ct === undefined ? '' : (semi < 0 ? ct : ct.slice(0, semi)).trim().toLowerCase();
     this.boundary = this.mediaType === 'multipart/form-data' && ct !== undefined ? boundaryOf(ct) : undefined;
+    // A compressed body is bytes only the service decompresses: no rule may read a field from it, or vouch for one.
+    const ce = ctx.req.headers['content-encoding'];
+    this.encoded = ce !== undefined && ce.trim().toLowerCase() !== 'identity';
     this.kind = !present ? 'none'
+      : this.encoded ? 'other'
       : this.mediaType === 'application/json' || this.mediaType.endsWith('+json') ? 'json'
       : this.mediaType === 'application/x-www-form-urlencoded' ? 'form'
       : this.boundary !== undefined ? 'multipart' : 'other';
@@ -164,7 +170,7 @@ export class RequestBody {
       if (this.kind === 'json') applyJson(this, e);
       else this.out = applyForm(this.out !== UNPARSED ? (this.out as Array<[string, string]>) : this.formPairs(), e);
     } else if (this.kind !== 'multipart') {
-      throw new GatewayError('unsupported_media_type', 'This route rewrites JSON, form (urlencoded) and multipart bodies only.', { extra: { accepted: ['application/json', 'application/x-www-form-urlencoded', 'multipart/form-data'] } });
+      throw new GatewayError('unsupported_media_type', 'This route rewrites JSON, form (urlencoded) and multipart bodies only, without Content-Encoding.', { extra: { accepted: ['application/json', 'application/x-www-form-urlencoded', 'multipart/form-data'] } });
     }
     this.edits.push(e);
     if (this.ctx.forwardBody === null) setForwardBody(this.ctx, { open: () => this.open() });

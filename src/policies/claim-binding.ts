@@ -53,19 +53,21 @@ export const claimBindingPolicy: Policy<Needs, Route> = {
     };
     const onBody = (ctx: RequestContext, rb: RequestBody): void => {
       if (rb.kind === 'none') return;
-      if (rb.kind === 'other') throw new GatewayError('unsupported_media_type', 'This route checks body fields of JSON, form (urlencoded) and multipart bodies only.', { extra: { accepted: ['application/json', 'application/x-www-form-urlencoded', 'multipart/form-data'] } });
+      if (rb.kind === 'other') throw new GatewayError('unsupported_media_type', 'This route checks body fields of JSON, form (urlencoded) and multipart bodies only, without Content-Encoding.', { extra: { accepted: ['application/json', 'application/x-www-form-urlencoded', 'multipart/form-data'] } });
       if (!rb.complete && rb.kind !== 'multipart') throw new GatewayError('payload_too_large', `This route checks body fields of request bodies up to ${cap} bytes (server.limits.bodyPeek); this one is larger.`);
       for (const b of body) {
         const want = expected(ctx, b);
         if (b.inject) { rb.set(b.name, rb.kind === 'json' ? b.read(ctx, null) : want); continue; }
         if (rb.kind === 'json') {
+          rb.parsedJson(); // a body that is not JSON cannot be vouched for: 400, rather than "no such field"
           const v = rb.jsonField(b.name);
           if (v !== undefined && (typeof v === 'object' || asText(v) !== want)) throw mismatch(b.key);
           continue;
         }
         for (const v of rb.fields(b.name)) if (v !== want) throw mismatch(b.key);
-        // Parts past the peek are checked as they stream; a late mismatch aborts the upstream request.
-        if (rb.kind === 'multipart' && !rb.complete) rb.check(b.name, (v) => { if (v !== want) throw mismatch(b.key); });
+        // Multipart: the whole body is walked as it goes up (checks alone leave its bytes as they are), so a part
+        // past the peek is checked too and a malformed body, which services might read differently, is refused.
+        if (rb.kind === 'multipart') rb.check(b.name, (v) => { if (v !== want) throw mismatch(b.key); });
       }
     };
 

@@ -120,6 +120,7 @@ export function compileOperation(c: DocumentCompiler, op: Operation, paramNames:
       if (bodies.length > 0) {
         if (body === null || body.kind === 'none') { if (bodyRequired) errors.push({ pointer: '/body', detail: 'is required' }); }
         else {
+          if (body.encoded) throw new GatewayError('unsupported_media_type', 'This route validates request bodies: send them without Content-Encoding.', { extra: { accepted } });
           const b = match(bodies, body.mediaType);
           if (b === undefined) throw new GatewayError('unsupported_media_type', `This operation accepts request bodies of type ${accepted.join(', ')}.`, { extra: { accepted } });
           if (b.validate !== null && body.kind !== 'other') {

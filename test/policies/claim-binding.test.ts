@@ -3,6 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import { request } from 'undici';
 import { startGateway, type TestGateway } from '../helpers.ts';
 import { startStub, multipart, sha256, echoedFields, type Stub, type StubEcho } from '../e2e/stubs.ts';
@@ -119,6 +120,22 @@ test('check: a JSON body larger than the peek cannot be vouched for: 413; a text
   assertProblem(big.status, big.headers, big.text, { status: 413, code: 'payload_too_large' });
   const txt = await send('/check/User_12345', 'user_id=User_99999', 'text/plain');
   assertProblem(txt.status, txt.headers, txt.text, { status: 415, code: 'unsupported_media_type' });
+});
+
+test('check: bodies the gateway cannot read are refused, never passed as "no such field": compressed (415), not JSON (400), malformed multipart (400)', async () => {
+  const seen = stub.seen.length;
+  const gz = gzipSync(JSON.stringify({ user_id: 'User_99999' }));
+  const r = await request(`${g.url}/check/User_12345`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-encoding': 'gzip' }, body: gz });
+  const text = await r.body.text();
+  assertProblem(r.statusCode, r.headers, text, { status: 415, code: 'unsupported_media_type' });
+  // Python's json reads the first document and fails on the rest; a lenient parser might read the second.
+  const two = await send('/check/User_12345', '{"user_id":"User_12345"} {"user_id":"User_99999"}', 'application/json');
+  assertProblem(two.status, two.headers, two.text, { status: 400, code: 'bad_request' });
+  const boundary = 'bnd';
+  const open = `--${boundary}\r\ncontent-disposition: form-data; name="user_id"\r\n\r\nUser_12345\r\n--${boundary}\r\ncontent-disposition: form-data; name="user_id"\r\n\r\nUser_99999`;
+  const m = await send('/check/User_12345', open, `multipart/form-data; boundary=${boundary}`);
+  assertProblem(m.status, m.headers, m.text, { status: 400, code: 'bad_request' });
+  assert.equal(stub.seen.length, seen);
 });
 
 test('inject: the identity replaces whatever the client sent, in JSON, form and multipart, the query and the path', async () => {

@@ -4,6 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import { mkdtempSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -102,6 +103,10 @@ test('bodies that cannot be validated: larger than the peek (413), a multipart f
   const xml = await send('PUT', '/api/v2/documents/d1', '<doc/>', 'application/xml');
   const p = assertProblem(xml.status, xml.headers, xml.text, { status: 415, code: 'unsupported_media_type' });
   assert.deepEqual(p.accepted, ['application/json']);
+  // A compressed body cannot be validated (nor forwarded unchecked).
+  const gz = await request(`${g.url}/api/v2/documents/d1`, { method: 'PUT', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, body: gzipSync('{"filename": 1}') });
+  const gzText = await gz.body.text();
+  assertProblem(gz.statusCode, gz.headers, gzText, { status: 415, code: 'unsupported_media_type' });
   // A route without validate: the same oversized body streams through.
   assert.equal((await send('POST', '/plain', JSON.stringify({ filename: 'x'.repeat(9000) }), 'application/json')).status, 200);
 });
