@@ -164,12 +164,13 @@ if [ "$STREAM" = 1 ]; then
 else SJ= ST=; fi
 set +m
 
-# --- Policy costs in the same run (single-process measurements, not peers): the JWT verifier and the
-# memory/Redis rate limiters beside the public route. Printed tables are appended to the report as-is.
+# --- Policy costs in the same run (single-process measurements, not peers): the JWT verifier, the
+# memory/Redis rate limiters and the request rules (a validated JSON route, a transformed form route) beside a
+# plain route. Printed tables are appended to the report as-is.
 MICRO=$WORK/micro.txt; : > "$MICRO"
 if [ "$MICRO_BENCH" = 1 ]; then
-  JN=20000 LN=3000; [ "$QUICK" = 1 ] && JN=5000 LN=1000
-  for c in "bench/jwt-verify.ts --n $JN --rounds 3" "bench/limiter.ts --requests $LN"; do
+  JN=20000 LN=3000 RN=20000; [ "$QUICK" = 1 ] && JN=5000 LN=1000 RN=5000
+  for c in "bench/jwt-verify.ts --n $JN --rounds 3" "bench/limiter.ts --requests $LN" "bench/request-rules.ts --n $RN --rounds 3 --requests $RN"; do
     log "micro: node --import tsx $c"
     { echo "\$ node --import tsx $c"; (cd "$REPO" && node --import tsx $c) 2>&1; echo; } >> "$MICRO"
   done
@@ -198,8 +199,8 @@ SHARED_SRC=$SHARED node -e '
 OUTMD=$BENCH/RESULTS.md; [ "$MODE" = quick ] && OUTMD=$BENCH/RESULTS.quick.md
 node "$BENCH/report.mjs" --peers "$PJ" --peers-txt "$PT" ${SJ:+--stream "$SJ" --stream-txt "$ST"} --meta "$META" --out "$OUTMD"
 if [ -s "$MICRO" ]; then
-  { echo; echo '## Policy costs (same run): JWT verification and rate limiters beside the public route'; echo
-    echo 'Targets: JWT route ≤ 15 µs CPU added per request (cached RS256/ES256 key); memory limiter ≤ 5 µs CPU; Redis limiter ≤ 0.3 ms median added.'; echo
+  { echo; echo '## Policy costs (same run): JWT verification, rate limiters and request rules beside the public route'; echo
+    echo 'Targets: JWT route ≤ 15 µs CPU added per request (cached RS256/ES256 key); memory limiter ≤ 5 µs CPU; Redis limiter ≤ 0.3 ms median added. Request rules: reported, no target yet.'; echo
     echo '```'; cat "$MICRO"; echo '```'; } >> "$OUTMD"
   cp "$MICRO" "$BENCH/results/micro-$STAMP$([ "$QUICK" = 1 ] && echo -quick).txt"
 fi

@@ -7,6 +7,7 @@ import type { ServerResponse } from 'node:http';
 export const ERRORS = {
   bad_request: { status: 400, title: 'Bad request' },
   bad_path: { status: 400, title: 'Malformed request path' },
+  request_invalid: { status: 400, title: 'Request does not match the API schema' },
   unauthorized: { status: 401, title: 'Authentication required' },
   invalid_token: { status: 401, title: 'Invalid credentials' },
   quota_exceeded: { status: 402, title: 'Quota exceeded' },
@@ -27,7 +28,9 @@ export const ERRORS = {
   upstream_unavailable: { status: 503, title: 'Upstream service unavailable' },
   circuit_open: { status: 503, title: 'Upstream service unavailable (circuit open)' },
   captcha_unavailable: { status: 503, title: 'Captcha provider unavailable' },
+  route_disabled: { status: 503, title: 'Endpoint turned off' },
   auth_unavailable: { status: 503, title: 'Authentication keys unavailable' },
+  auth_service_unavailable: { status: 503, title: 'Authentication service unavailable' },
   store_unavailable: { status: 503, title: 'Rate limit store unavailable' },
   draining: { status: 503, title: 'Gateway is shutting down' },
   upstream_timeout: { status: 504, title: 'Upstream service timed out' },

@@ -7,7 +7,7 @@ import { obj, duration } from '../config/zod-helpers.ts';
  * the composed config schema imports it.
  */
 
-export const authModeSchema = z.enum(['public', 'jwt', 'apikey', 'any']);
+export const authModeSchema = z.enum(['public', 'jwt', 'apikey', 'any', 'forward']);
 export type AuthMode = z.output<typeof authModeSchema>;
 
 export const jwtProviderSchema = obj({

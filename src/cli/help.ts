@@ -9,7 +9,7 @@ export const COMMANDS: Record<string, { summary: string; usage: string; options:
   schema: { summary: 'print the config JSON Schema (for editor completion)', usage: 'gatehouse schema > gatehouse.schema.json', options: {} },
   token: { summary: 'sign a development JWT with a provider\'s HS secret (refused in production)', usage: 'gatehouse token --sub ID [--plan P] [--ttl 1h] [--claim k=v ...] [--config gatehouse.yaml] [--provider NAME]', options: { sub: { type: 'string' }, plan: { type: 'string' }, ttl: { type: 'string' }, claim: { type: 'string', multiple: true }, config: { type: 'string', short: 'c' }, provider: { type: 'string' } } },
   'hash-key': { summary: 'print the sha256:<hex> form of an API key for consumers[].keys', usage: 'gatehouse hash-key [KEY] | gatehouse hash-key < keyfile | gatehouse hash-key --generate', options: { generate: { type: 'boolean', short: 'g' } } },
-  import: { summary: 'print route YAML for every operation of an OpenAPI document', usage: 'gatehouse import openapi FILE|URL --upstream NAME [--prefix /P] [--auth public|jwt|apikey|any]', options: { upstream: { type: 'string', short: 'u' }, prefix: { type: 'string' }, auth: { type: 'string' } } },
+  import: { summary: 'print route YAML for every operation of an OpenAPI document', usage: 'gatehouse import openapi FILE|URL --upstream NAME [--prefix /P] [--auth public|jwt|apikey|any|forward] [--validate] [--save FILE]', options: { upstream: { type: 'string', short: 'u' }, prefix: { type: 'string' }, auth: { type: 'string' }, validate: { type: 'boolean' }, save: { type: 'string' } } },
 };
 
 export function usage(cmd?: string): string {

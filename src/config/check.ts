@@ -31,6 +31,8 @@ export function checkConfig(c: Config): Issue[] {
     checkUpstreamResilience(c, name, out);
   }
 
+  checkBuiltins(c, out);
+
   c.routes.forEach((r, i) => {
     const at = (...p: PropertyKey[]) => ['routes', i, ...p];
     if (!Object.hasOwn(c.upstreams, r.upstream)) out.push({ path: at('upstream'), message: unknown('upstream', r.upstream, upstreams) });
@@ -87,4 +89,31 @@ function checkUpstreamResilience(c: Config, name: string, out: Issue[]): void {
   const p = u.passiveHealth;
   if (p && p.maxEjectFor < p.ejectFor) out.push({ path: ['upstreams', name, 'passiveHealth', 'maxEjectFor'], message: 'maxEjectFor is shorter than ejectFor' });
   if (u.retry && parseFloat(u.retry.budget) > 100) out.push({ path: ['upstreams', name, 'retry', 'budget'], message: 'a retry budget above 100% lets retries outnumber requests', warning: true });
+}
+
+/**
+ * Built-in endpoints (/healthz, /readyz, `server.health.paths`, the info page at `/`) answer GET and HEAD before
+ * routing: a route on the same path would never see those requests, so the overlap is refused rather than left to
+ * surprise someone.
+ */
+function checkBuiltins(c: Config, out: Issue[]): void {
+  const seen = new Set(['/healthz', '/readyz']);
+  const builtin: Array<{ path: string; at: PropertyKey[] }> = [];
+  c.server.health.paths.forEach((p, i) => {
+    const at = ['server', 'health', 'paths', i];
+    if (seen.has(p)) out.push({ path: at, message: `${p} is already a built-in endpoint${p === '/healthz' || p === '/readyz' ? '' : ' (listed twice)'}` });
+    else if (p === '/' && c.server.info.enabled) out.push({ path: at, message: '/ is the info page (server.info.enabled)' });
+    else if (/[:*?#]/.test(p)) out.push({ path: at, message: 'an alias is a plain path (no parameters, wildcards or query)' });
+    seen.add(p);
+    builtin.push({ path: p, at });
+  });
+  if (c.server.info.enabled) builtin.push({ path: '/', at: ['server', 'info', 'enabled'] });
+  for (const b of builtin) {
+    c.routes.forEach((r, i) => {
+      if (r.websocket || (r.match.methods !== undefined && !r.match.methods.some((m) => m === 'GET' || m === 'HEAD'))) return;
+      const paths = r.match.paths ?? (r.match.path !== undefined ? [r.match.path] : []);
+      const covers = paths.some((p) => p === b.path || (r.match.prefix && (p === '/' || b.path === p.replace(/\/$/, '') || b.path.startsWith(p.replace(/\/$/, '') + '/'))));
+      if (covers) out.push({ path: b.at, message: `routes[${i}] (${r.name}) also serves GET ${b.path}; the built-in answers it first, so that route would never see it: move one of them` });
+    });
+  }
 }

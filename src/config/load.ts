@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
+import { dirname, resolve as resolvePath } from 'node:path';
 import { LineCounter, parseDocument, isMap, isPair, isScalar, isSeq, visit, Scalar, type Document, type Node } from 'yaml';
 import { configSchema, type Config } from './schema.ts';
 import { interpolate } from './interpolate.ts';
@@ -113,7 +114,7 @@ export function loadConfigText(text: string, file = 'gatehouse.yaml', opts: Load
   }
   if (issues.length) throw new ConfigError(issues);
 
-  const { config, issues: normalizing } = normalize(parsed.data);
+  const { config, issues: normalizing } = normalize(parsed.data, { dir: dirname(resolvePath(file)) });
   const warnings: string[] = [];
   for (const r of [...normalizing, ...checkConfig(config)]) {
     if (r.warning) warnings.push(`${formatPath(r.path)}: ${r.message}`);

@@ -1,14 +1,16 @@
+import { isAbsolute, resolve } from 'node:path';
 import type { Issue } from './errors.ts';
 import type { Config, ParsedConfig, RouteConfig } from './schema.ts';
 import { DEFAULT_TIMEOUTS, expandTimeout, type UpstreamConfig } from '../upstreams/schema.ts';
 
 /**
- * The one pass that resolves defaults: each route's name, auth mode, timeouts and body limit, each upstream's
- * timeouts. Compile and every policy read the result; none resolves `route.x ?? defaults.x ?? built-in` again.
+ * The one pass that resolves defaults: each route's name, auth mode, timeouts, body limit, `enabled` and the files
+ * it names (relative to the config file's directory, `opts.dir`), each upstream's timeouts. Compile and every policy read the result; none resolves `route.x ?? defaults.x ?? built-in` again.
  * Problems found here (a route with no auth and no `defaults.auth`, a route-level connect timeout) come back as
  * issues with their key path, like any check's.
  */
-export function normalize(c: ParsedConfig): { config: Config; issues: Issue[] } {
+export function normalize(c: ParsedConfig, opts: { dir?: string } = {}): { config: Config; issues: Issue[] } {
+  const dir = opts.dir ?? process.cwd();
   const issues: Issue[] = [];
   const base = { ...DEFAULT_TIMEOUTS, ...expandTimeout(c.defaults.timeout) };
   const upstreams: Record<string, UpstreamConfig> = {};
@@ -20,7 +22,7 @@ export function normalize(c: ParsedConfig): { config: Config; issues: Issue[] } 
   const used = new Set<string>();
   const declaredAt = new Map<string, number>();
   const routes: RouteConfig[] = c.routes.map((r, index) => {
-    const { name: declared, auth: own, timeout, ...rest } = r;
+    const { name: declared, auth: own, timeout, enabled, validate, ...rest } = r;
     if (declared !== undefined) {
       if (declaredAt.has(declared)) issues.push({ path: ['routes', index, 'name'], message: `duplicate route name "${declared}" (also routes[${declaredAt.get(declared)}])` });
       else declaredAt.set(declared, index);
@@ -43,6 +45,9 @@ export function normalize(c: ParsedConfig): { config: Config; issues: Issue[] } 
       auth: auth ?? 'public',
       timeouts: { ...(up?.timeouts ?? base), ...own_ },
       maxBodySize: r.limits?.maxBodySize ?? c.server.limits.maxBodySize,
+      enabled: enabled ?? true,
+      // Files a route names are relative to the config file, wherever the gateway was started from.
+      ...(validate !== undefined ? { validate: { ...validate, file: isAbsolute(validate.openapi) ? validate.openapi : resolve(dir, validate.openapi) } } : {}),
     };
   });
   return { config: { ...c, upstreams, routes }, issues };

@@ -9,6 +9,12 @@ import { securityHeadersSchema, securityHeadersRouteKeys } from '../policies/sec
 import { contentTypeRouteKeys } from '../policies/content-type.ts';
 import { authRouteKeys } from '../policies/auth.ts';
 import { captchaRouteKeys } from '../policies/captcha.ts';
+import { forwardAuthRouteKeys } from '../policies/forward-auth.ts';
+import { routeToggleRouteKeys } from '../policies/route-toggle.ts';
+import { bindRouteKeys } from '../policies/claim-binding.ts';
+import { transformRouteKeys } from '../policies/request-transform.ts';
+import { validateRouteKeys, type ValidateConfig } from '../policies/request-validation.ts';
+import { headerRulesRouteKeys } from '../policies/header-rules.ts';
 import { rateLimitRule, rateLimitRouteKeys } from '../policies/rate-limit.ts';
 import { planQuotaSchema, quotaRouteKeys } from '../policies/quota.ts';
 
@@ -48,7 +54,14 @@ export const routeSchema = obj({
   ...securityHeadersRouteKeys,
   ...contentTypeRouteKeys,
   ...authRouteKeys,
+  ...forwardAuthRouteKeys,
   ...captchaRouteKeys,
+  // request rules
+  ...routeToggleRouteKeys,
+  ...bindRouteKeys,
+  ...transformRouteKeys,
+  ...validateRouteKeys,
+  ...headerRulesRouteKeys,
   ...rateLimitRouteKeys,
   ...quotaRouteKeys,
 });
@@ -75,6 +88,15 @@ export const configSchema = obj({
       bodyPeek: size.prefault('64kb'),
     }).prefault({}),
     cors: corsSchema.optional(),
+    /** Aliases of the built-in `/healthz` (seed 000's `GET /health`): answered before routing, like it. */
+    health: obj({ paths: z.array(z.string().startsWith('/', 'paths start with "/"')).prefault([]) }).prefault({}),
+    /** The built-in information page at `GET /` (seed 004): off unless enabled. */
+    info: obj({
+      enabled: z.boolean().prefault(false),
+      name: z.string().prefault('gatehouse'),
+      /** Extra links shown on the page (docs, status page, ...): name → URL or path. */
+      links: z.record(z.string(), z.string()).prefault({}),
+    }).prefault({}),
     securityHeaders: securityHeadersSchema.prefault('default'),
     shutdownGrace: duration.prefault('30s'),
   }).prefault({}),
@@ -109,7 +131,7 @@ export type ParsedRoute = ParsedConfig['routes'][number];
  * A route after the normalize pass: its unique name, its auth mode, timeouts and body limit resolved once, so
  * nothing downstream resolves a default again.
  */
-export type RouteConfig = Omit<ParsedRoute, 'name' | 'auth' | 'timeout'> & {
+export type RouteConfig = Omit<ParsedRoute, 'name' | 'auth' | 'timeout' | 'enabled' | 'validate'> & {
   /** The declared name, or `METHODS path` (with `#index` when that repeats). */
   name: string;
   /** Position in the file: issues and compiled routes refer to it. */
@@ -118,6 +140,10 @@ export type RouteConfig = Omit<ParsedRoute, 'name' | 'auth' | 'timeout'> & {
   /** The upstream's timeouts with the route's own `timeout` over them. */
   timeouts: Timeouts;
   maxBodySize: number;
+  /** `enabled:` resolved (true unless the route says false). */
+  enabled: boolean;
+  /** `validate.openapi` resolved against the config file's directory (`file`). */
+  validate?: ValidateConfig;
 };
 
 /** The config every part of the gateway reads: parsed, then normalized. */

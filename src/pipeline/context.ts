@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { Upstream } from '../upstreams/upstream.ts';
 import type { Timeouts } from '../upstreams/schema.ts';
 
@@ -42,13 +43,15 @@ export interface CompiledRoute {
   readonly preserveHost: boolean;
   readonly maxBodySize: number;
   readonly auth: string;
+  /** False for a route turned off with `enabled:` (it answers 404 or its `whenDisabled` status itself). */
+  readonly enabled: boolean;
   /** Condition on a request-body field (content-based routing), evaluated on a bounded peek. */
   readonly bodyCondition: { field: string; test: (v: string | undefined) => boolean } | null;
 }
 
 /** Who the request is, once an auth policy has decided. */
 export interface Identity {
-  kind: 'jwt' | 'apikey';
+  kind: 'jwt' | 'apikey' | 'forward';
   /** Subject (JWT `sub`) or consumer id. */
   id: string;
   consumer?: string;
@@ -63,6 +66,17 @@ export interface ResponseTap {
   /** ok: the response completed; otherwise it failed or the client went away. */
   onEnd(ok: boolean, status: number): void;
 }
+
+/**
+ * The body the proxy sends instead of the client's (see src/pipeline/body-rewrite.ts for the contract).
+ * `open()` is called once, when the proxy dispatches, after every step has run.
+ */
+export interface ForwardBody {
+  open(): { body: Buffer | Readable; length: number };
+}
+
+/** Edits a route's header rules make to the upstream's response head (flat [name, value, ...]), in place. */
+export type ResponseEdit = (headers: string[], ctx: RequestContext) => void;
 
 /**
  * The generation a request runs on: it keeps serving this request, stream or tunnel even after a reload swaps
@@ -100,6 +114,10 @@ export class RequestContext {
   dropUpstreamCors = false;
   /** Bytes a policy already read from the request body (a bounded peek), replayed before the rest. */
   bodyPrefix: Buffer | null = null;
+  /** A replacement for the forwarded body (body rewrites); null: the client's body goes up as it came. */
+  forwardBody: ForwardBody | null = null;
+  /** Header rules for the upstream's response; null on routes without any. */
+  responseEdit: ResponseEdit | null = null;
   tap: ResponseTap | null = null;
   /** Aborts the in-flight upstream exchange (set by the proxy once connected). */
   abortUpstream: ((err?: Error) => void) | null = null;

@@ -83,7 +83,7 @@ export const authPolicy: Policy<Needs, Route> = {
   compile({ route, config, env }) {
     const sh = shared(config, env);
     const mode = route.auth;
-    if (mode === 'public') return undefined;
+    if (mode === 'public' || mode === 'forward') return undefined; // forward: src/policies/forward-auth.ts
     const wantJwt = mode === 'jwt' || mode === 'any';
     const wantKey = mode === 'apikey' || mode === 'any';
     const jwt = wantJwt && config.auth.jwt.length > 0 ? verifier(sh, config, env) : null;

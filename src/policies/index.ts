@@ -8,20 +8,36 @@ import { corsPolicy } from './cors.ts';
 import { securityHeadersPolicy } from './security-headers.ts';
 import { contentTypePolicy } from './content-type.ts';
 import { captchaPolicy } from './captcha.ts';
+import { forwardAuthPolicy } from './forward-auth.ts';
+import { routeTogglePolicy } from './route-toggle.ts';
+import { claimBindingPolicy } from './claim-binding.ts';
+import { requestTransformPolicy } from './request-transform.ts';
+import { requestValidationPolicy } from './request-validation.ts';
+import { headerRulesPolicy } from './header-rules.ts';
 
 /**
  * Every policy, in the order a request meets them:
- * cors → security headers → content type → auth → captcha → rate limit → quota
+ * cors → security headers → content type → auth (jwt | apikey | forward) → captcha
+ * → request rules (bind → transform → validate → headers) → rate limit → quota
  * (body size limits are enforced by the proxy as the body streams, and by a peek before it reads).
+ * Request rules that read the body share one bounded peek and one parse (src/pipeline/request-body.ts): binding
+ * and rate-limit keys read what the client sent, validation what the upstream will receive.
  * Adding a policy means its file, its place here, and its route keys in src/config/schema.ts.
  */
-export const POLICIES: ReadonlyArray<Policy<Config, RouteConfig>> = [corsPolicy, securityHeadersPolicy, contentTypePolicy, authPolicy, captchaPolicy, rateLimitPolicy, quotaPolicy];
+export const POLICIES: ReadonlyArray<Policy<Config, RouteConfig>> = [
+  corsPolicy, securityHeadersPolicy, contentTypePolicy, authPolicy, forwardAuthPolicy, captchaPolicy,
+  routeTogglePolicy, claimBindingPolicy, requestTransformPolicy, requestValidationPolicy, headerRulesPolicy,
+  rateLimitPolicy, quotaPolicy,
+];
+
+/** A disabled route (`enabled: false`) answers by itself: only what lets a browser read that answer runs first. */
+const DISABLED: ReadonlyArray<Policy<Config, RouteConfig>> = [corsPolicy, securityHeadersPolicy, routeTogglePolicy];
 
 /** A route's steps: one per policy the route uses, in order, and their names (for `gatehouse routes`). */
 export function compileSteps(config: Config, route: RouteConfig, env: CompileEnv): { steps: Step[]; names: string[] } {
   const steps: Step[] = [];
   const names: string[] = [];
-  for (const p of POLICIES) {
+  for (const p of route.enabled ? POLICIES : DISABLED) {
     const step = p.compile({ config, route, env });
     if (step !== undefined) { steps.push(step); names.push(p.name); }
   }

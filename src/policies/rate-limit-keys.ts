@@ -44,3 +44,11 @@ export function headerPartition(name: string, value: string | string[] | undefin
   const v = Array.isArray(value) ? value.join(',') : value;
   return 'h:' + name + ':' + createHash('sha256').update(v).digest('base64url').slice(0, 22);
 }
+
+/**
+ * `by: body.project_id | query.x | path.x`: the value is hashed like a header's (a field may carry anything a
+ * client chose, of any length; the key stays 22 characters and says nothing about the value).
+ */
+export function fieldPartition(kind: string, name: string, value: string): string {
+  return 'f:' + kind + '.' + name + ':' + createHash('sha256').update(value).digest('base64url').slice(0, 22);
+}

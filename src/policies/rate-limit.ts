@@ -7,12 +7,16 @@ import type { ConsumeResult, Store, TierSpec } from '../state/store.ts';
 import { GatewayError } from '../errors.ts';
 import { UsageMeter } from '../metering/meter.ts';
 import { meteringMetrics, type MeteringMetrics } from '../metering/metrics.ts';
-import { headerPartition, ipPartition } from './rate-limit-keys.ts';
+import { fieldPartition, headerPartition, ipPartition } from './rate-limit-keys.ts';
+import { readBody, type RequestBody } from '../pipeline/request-body.ts';
+import { queryValues } from '../rules/refs.ts';
 
 export const rateLimitRule = obj({
   limit: positiveInt,
   window: duration,
-  by: z.string().regex(/^(consumer|ip|route|header:[A-Za-z0-9-]+)$/, 'use consumer, ip, route or header:<name>').optional(),
+  by: z.string().regex(/^(consumer|ip|route|header:[A-Za-z0-9-]+|body\.[^\s]+|query\.[^\s&=]+|path\.[A-Za-z_][A-Za-z0-9_]*)$/, 'use consumer, ip, route, header:<name>, body.<field>, query.<name> or path.<name>').optional(),
+  /** For `by: body.* | query.* | path.*`: the key of a request without that field (refuse: 400). */
+  ifMissing: z.string().regex(/^(refuse|consumer|ip|route|header:[A-Za-z0-9-]+)$/, 'use refuse, consumer, ip, route or header:<name>').optional(),
   unit: z.enum(['requests', 'tokens']).prefault('requests'),
   cost: positiveInt.prefault(1),
   /** When the state store cannot answer: allow (open) or refuse with 503 (closed); default `state.redis.onError`. */
@@ -23,19 +27,23 @@ export type RateLimitRule = z.output<typeof rateLimitRule>;
 export const rateLimitRouteKeys = { rateLimit: z.array(rateLimitRule).optional() };
 
 interface Needs {
+  server: { limits: { bodyPeek: number } };
   plans: Readonly<Record<string, { rateLimit: readonly RateLimitRule[] }>>;
   observability: { metrics: { consumerLabels: boolean } };
   state: { redis: { onError: 'open' | 'closed' } };
-  routes: ReadonlyArray<{ auth: string; rateLimit?: readonly RateLimitRule[] }>;
+  routes: ReadonlyArray<{ auth: string; rateLimit?: readonly RateLimitRule[]; match: { path?: string; paths?: string[] } }>;
 }
 type Route = { name: string; auth: string; rateLimit?: readonly RateLimitRule[] };
 
-type By = 'consumer' | 'ip' | 'route' | 'header';
+type By = 'consumer' | 'ip' | 'route' | 'header' | 'field';
+type Base = Exclude<By, 'field'>;
 
 interface Tier {
   spec: TierSpec;
   by: By;
   header: string;
+  /** `by: body.x | query.x | path.x`: where the key is read, and the key of a request without it. */
+  field: { kind: 'body' | 'query' | 'path'; name: string; missing: { by: Base; header: string } | null } | null;
   tokens: boolean;
   /** Policy name in the RateLimit fields ("1m", "tokens-1m", ...). */
   name: string;
@@ -51,9 +59,11 @@ interface TierSet {
   tokenIdx: number[];
   tokenSpecs: TierSpec[];
   onError: 'open' | 'closed';
+  /** Some tier is keyed on a body field: the shared peek is read first. */
+  needsBody: boolean;
 }
 
-const ORDER: Record<By, number> = { consumer: 0, ip: 1, route: 2, header: 3 };
+const ORDER: Record<By, number> = { consumer: 0, ip: 1, route: 2, header: 3, field: 4 };
 
 /**
  * Rate limits: GCRA tiers from the consumer's plan (`plans.<name>.rateLimit`, keyed by consumer
@@ -71,7 +81,7 @@ export const rateLimitPolicy: Policy<Needs, Route> = {
     if (routeRules.length === 0 && planRules.size === 0) return undefined;
 
     const fallback = config.state.redis.onError;
-    const base = routeRules.length ? compileSet(merge([], routeRules, '', routeName), fallback) : null;
+    const baseSet = routeRules.length ? compileSet(merge([], routeRules, '', routeName), fallback) : null;
     const sets = new Map<string, TierSet>();
     for (const [plan, rules] of planRules) sets.set(plan, compileSet(merge(rules, routeRules, plan, routeName), fallback));
     const store = env.store;
@@ -80,7 +90,15 @@ export const rateLimitPolicy: Policy<Needs, Route> = {
     const routePartition = 'r:' + routeName;
     const rejected = metrics.rateLimited.labels(routeName);
 
-    const partitions = (ctx: RequestContext, set: TierSet): string[] => {
+    const base = (ctx: RequestContext, by: Base, header: string): string => {
+      switch (by) {
+        case 'consumer': { const id = ctx.identity; return id !== null ? 'c:' + (id.consumer ?? id.id) : ipPartition(ctx.clientIp); }
+        case 'ip': return ipPartition(ctx.clientIp);
+        case 'route': return routePartition;
+        default: return headerPartition(header, ctx.req.headers[header]);
+      }
+    };
+    const partitions = (ctx: RequestContext, set: TierSet, body: RequestBody | null): string[] => {
       const out: string[] = new Array(set.tiers.length);
       let ip: string | undefined;
       for (let i = 0; i < set.tiers.length; i++) {
@@ -93,7 +111,14 @@ export const rateLimitPolicy: Policy<Needs, Route> = {
           }
           case 'ip': out[i] = ip ??= ipPartition(ctx.clientIp); break;
           case 'route': out[i] = routePartition; break;
-          default: out[i] = headerPartition(t.header, ctx.req.headers[t.header]);
+          case 'header': out[i] = headerPartition(t.header, ctx.req.headers[t.header]); break;
+          default: {
+            const f = t.field!;
+            const v = f.kind === 'path' ? ctx.params[f.name] : f.kind === 'query' ? queryValues(ctx, f.name)[0] : body?.field(f.name);
+            if (v !== undefined && v !== '') out[i] = fieldPartition(f.kind, f.name, v);
+            else if (f.missing !== null) out[i] = base(ctx, f.missing.by, f.missing.header);
+            else throw new GatewayError('bad_request', `This route's rate limit is keyed on ${f.kind}.${f.name}, which the request does not carry.`, { extra: { field: `${f.kind}.${f.name}` } });
+          }
         }
       }
       return out;
@@ -135,11 +160,9 @@ export const rateLimitPolicy: Policy<Needs, Route> = {
       if (set.tokenIdx.length) chargeTokensLater(ctx, set, parts, store, metrics, warn);
     };
 
-    const step: Step = (ctx) => {
-      const plan = ctx.identity?.plan;
-      const set = (plan !== undefined ? sets.get(plan) : undefined) ?? base;
-      if (set === null) return;
-      const parts = partitions(ctx, set);
+    const peekCap = config.server.limits.bodyPeek;
+    const limit = (ctx: RequestContext, set: TierSet, body: RequestBody | null): void | Promise<void> => {
+      const parts = partitions(ctx, set, body);
       let r: ConsumeResult | Promise<ConsumeResult>;
       try {
         r = store.consume(parts, set.specs);
@@ -148,6 +171,15 @@ export const rateLimitPolicy: Policy<Needs, Route> = {
       }
       if (r instanceof Promise) return r.then((x) => decided(ctx, set, parts, x), (e) => failed(ctx, set, e));
       decided(ctx, set, parts, r);
+    };
+
+    const step: Step = (ctx) => {
+      const plan = ctx.identity?.plan;
+      const set = (plan !== undefined ? sets.get(plan) : undefined) ?? baseSet;
+      if (set === null) return;
+      if (!set.needsBody) return limit(ctx, set, null);
+      // The key is the field as the client sent it, read through the shared peek.
+      return readBody(ctx, peekCap).then((body) => limit(ctx, set, body));
     };
     return step;
   },
@@ -191,25 +223,34 @@ function compileSet(rules: MergedRule[], fallback: 'open' | 'closed'): TierSet {
     const r = m.rule;
     const tokens = r.unit === 'tokens';
     const header = by === 'header' ? r.by!.slice(7).toLowerCase() : '';
+    const field = by === 'field' ? fieldOf(r) : null;
     let name = (tokens ? 'tokens-' : '') + windowLabel(r.window);
-    if (used.has(name)) name += '-' + (by === 'header' ? header : by);
+    if (used.has(name)) name += '-' + (by === 'header' ? header : by === 'field' ? r.by!.replace(/[^A-Za-z0-9_-]/g, '-') : by);
     for (let k = 2; used.has(name); k++) name = name.replace(/~\d+$/, '') + '~' + k;
     used.add(name);
     tiers.push({
       spec: { id: `${m.scope}:${r.unit}:${r.window}`, limit: r.limit, windowMs: r.window, cost: tokens ? 0 : r.cost },
-      by, header, tokens, name,
+      by, header, field, tokens, name,
     });
   }
   const policy = tiers.map((t) => `"${t.name}";q=${t.spec.limit};w=${Math.max(1, Math.round(t.spec.windowMs / 1000))}${t.tokens ? ';qu="tokens"' : ''}`).join(', ');
   const tokenIdx = tiers.flatMap((t, i) => (t.tokens ? [i] : []));
   const onErrors = rules.map((m) => m.rule.onError);
   const onError = onErrors.includes('closed') ? 'closed' : onErrors.includes('open') ? 'open' : fallback;
-  return { tiers, specs: tiers.map((t) => t.spec), policy, tokenIdx, tokenSpecs: tokenIdx.map((i) => tiers[i].spec), onError };
+  return { tiers, specs: tiers.map((t) => t.spec), policy, tokenIdx, tokenSpecs: tokenIdx.map((i) => tiers[i].spec), onError, needsBody: tiers.some((t) => t.field?.kind === 'body') };
 }
 
 function byOf(r: RateLimitRule): By {
   const by = r.by ?? 'consumer';
-  return by.startsWith('header:') ? 'header' : (by as By);
+  return by.startsWith('header:') ? 'header' : /^(body|query|path)\./.test(by) ? 'field' : (by as By);
+}
+
+function fieldOf(r: RateLimitRule): NonNullable<Tier['field']> {
+  const by = r.by!;
+  const dot = by.indexOf('.');
+  const m = r.ifMissing ?? 'refuse';
+  const missing = m === 'refuse' ? null : m.startsWith('header:') ? { by: 'header' as const, header: m.slice(7).toLowerCase() } : { by: m as Base, header: '' };
+  return { kind: by.slice(0, dot) as 'body' | 'query' | 'path', name: by.slice(dot + 1), missing };
 }
 
 /** "1m", "1h", "30s", "1d": the window as people write it. */
@@ -227,9 +268,20 @@ function checkRateLimits(c: Needs, out: Issue[]): void {
   const rule = (r: RateLimitRule, path: PropertyKey[]) => {
     if (r.unit === 'requests' && r.cost > r.limit) out.push({ path: [...path, 'cost'], message: `cost ${r.cost} is larger than the limit ${r.limit}: no request could ever pass` });
   };
-  for (const [name, plan] of Object.entries(c.plans)) plan.rateLimit.forEach((r, j) => rule(r, ['plans', name, 'rateLimit', j]));
+  for (const [name, plan] of Object.entries(c.plans)) plan.rateLimit.forEach((r, j) => {
+    rule(r, ['plans', name, 'rateLimit', j]);
+    if (byOf(r) === 'field') out.push({ path: ['plans', name, 'rateLimit', j, 'by'], message: 'body, query and path keys belong to a route (a plan spans routes with different fields); put this rule on the route' });
+    if (r.ifMissing !== undefined) out.push({ path: ['plans', name, 'rateLimit', j, 'ifMissing'], message: 'ifMissing applies to by: body.*, query.* or path.*' });
+  });
   c.routes.forEach((r, i) => (r.rateLimit ?? []).forEach((x, j) => {
     if ((x.by ?? 'consumer') === 'consumer' && r.auth === 'public') out.push({ path: ['routes', i, 'rateLimit', j, 'by'], message: 'a public route has no consumer to key on; use by: ip' });
+    if (x.ifMissing !== undefined && byOf(x) !== 'field') out.push({ path: ['routes', i, 'rateLimit', j, 'ifMissing'], message: 'ifMissing applies to by: body.*, query.* or path.*' });
+    if (x.ifMissing === 'consumer' && r.auth === 'public') out.push({ path: ['routes', i, 'rateLimit', j, 'ifMissing'], message: 'a public route has no consumer to key on; use ip' });
+    if (x.by?.startsWith('path.')) {
+      const name = x.by.slice(5);
+      const paths = r.match.paths ?? (r.match.path !== undefined ? [r.match.path] : []);
+      if (paths.some((p) => !new RegExp(`:${name}(?![A-Za-z0-9_])`).test(p))) out.push({ path: ['routes', i, 'rateLimit', j, 'by'], message: `the route's path has no parameter :${name}` });
+    }
     rule(x, ['routes', i, 'rateLimit', j]);
   }));
 }

@@ -60,6 +60,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
     const { headers, contentType } = clientResponseHeaders(raw ?? [], false);
     if (ctx.responseDefaults !== null || ctx.dropUpstreamCors) applyEdgeHeaders(headers, ctx.responseDefaults, ctx.dropUpstreamCors);
+    if (ctx.responseEdit !== null) ctx.responseEdit(headers, ctx);
     headers.push('x-request-id', ctx.requestId);
     if (ctx.responseHeaders !== null) for (let i = 0; i < ctx.responseHeaders.length; i++) headers.push(ctx.responseHeaders[i]);
     if (this.rt.isDraining()) headers.push('connection', 'close');
@@ -209,7 +210,14 @@ export function dispatchTo(ctx: RequestContext, rt: ProxyEnv, target: Target, at
   if (hasBody) {
     if (cl === undefined) exchange.limitChunkedBody(route.maxBodySize);
     else ctx.bytesIn = Number(cl);
-    body = ctx.bodyPrefix !== null ? replayBody(ctx.bodyPrefix, req) : req;
+    if (ctx.forwardBody === null) body = ctx.bodyPrefix !== null ? replayBody(ctx.bodyPrefix, req) : req;
+  }
+  if (ctx.forwardBody !== null) {
+    // A rule rewrote the body (src/pipeline/body-rewrite.ts): its length, or chunked when it streams.
+    const fb = ctx.forwardBody.open();
+    body = fb.body;
+    if (fb.length >= 0) headers['content-length'] = String(fb.length);
+    else delete headers['content-length'];
   }
   target.inflight++;
   ctx.target = target.origin;

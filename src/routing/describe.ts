@@ -11,6 +11,8 @@ export interface RouteRow {
   auth: string;
   policies: string;
   timeout: string;
+  /** False for a route turned off with `enabled:` (its policies column says what it answers). */
+  enabled: boolean;
 }
 
 /** The compiled table as a person wants to read it (CLI `routes`, admin API). */
@@ -24,14 +26,15 @@ export function describeRoutes(table: RouteTable): RouteRow[] {
       upstream: r.upstream.name,
       rewrite: r.rewriteText,
       auth: r.auth,
-      policies: r.policies.join(',') || '-',
+      policies: r.enabled ? r.policies.join(',') || '-' : 'DISABLED',
+      enabled: r.enabled,
       timeout: `${formatDuration(r.timeouts.response)}${r.timeouts.idle !== r.timeouts.response ? `/idle ${formatDuration(r.timeouts.idle)}` : ''}`,
     };
   });
 }
 
 export function formatRouteTable(rows: RouteRow[]): string {
-  const cols: (keyof RouteRow)[] = ['name', 'methods', 'paths', 'conditions', 'upstream', 'rewrite', 'auth', 'policies', 'timeout'];
+  const cols: Array<Exclude<keyof RouteRow, 'enabled'>> = ['name', 'methods', 'paths', 'conditions', 'upstream', 'rewrite', 'auth', 'policies', 'timeout'];
   const width = cols.map((c) => Math.max(c.length, ...rows.map((r) => r[c].length)));
   const line = (vals: string[]) => vals.map((v, i) => v.padEnd(width[i])).join('  ').trimEnd();
   return [line(cols.map((c) => c.toUpperCase())), ...rows.map((r) => line(cols.map((c) => r[c])))].join('\n');

@@ -109,6 +109,7 @@ function compileRoute(rc: RouteConfig, ctx: RouteBuildContext): CompiledRoute {
     preserveHost: rc.preserveHost,
     maxBodySize: rc.maxBodySize,
     auth: rc.auth,
+    enabled: rc.enabled,
     bodyCondition: rc.match.body ? { field: rc.match.body.field, test: compileValueTest(rc.match.body) } : null,
   });
 }

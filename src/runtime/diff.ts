@@ -36,6 +36,8 @@ export const RESTART_KEYS: ReadonlyArray<readonly string[]> = [
   ['server', 'limits', 'requestTimeout'],
   ['server', 'limits', 'keepAliveTimeout'],
   ['server', 'limits', 'maxConnections'],
+  ['server', 'health'],
+  ['server', 'info'],
   ['admin', 'listen'],
   ['admin', 'enabled'],
   ['state', 'store'],

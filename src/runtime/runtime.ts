@@ -12,6 +12,7 @@ import { Metrics } from '../observability/metrics.ts';
 import { peerAddress } from '../server/client-ip.ts';
 import { createRequestHandler, type RequestPathSource } from '../server/handler.ts';
 import { healthz, readyz } from '../server/health.ts';
+import { infoPage } from '../server/info.ts';
 import { createUpgradeHandler } from '../proxy/websocket.ts';
 import { GatewayError, problemBody } from '../errors.ts';
 import { createStore, type Store } from '../state/index.ts';
@@ -104,8 +105,16 @@ export class Runtime implements RequestPathSource, GenerationHost {
       // from the background checks' and traffic's cached state: never a request per /healthz
       services: () => servicesHealth(this.current.upstreams),
     };
-    this.builtins.set('/healthz', healthz(health));
+    const hz = healthz(health);
+    this.builtins.set('/healthz', hz);
     this.builtins.set('/readyz', readyz(health));
+    // server.health.paths: the same endpoint under the paths the replaced gateways used (seed 000's GET /health).
+    for (const p of config.server.health.paths) this.builtins.set(p, hz);
+    if (config.server.info.enabled) {
+      const links: Record<string, string> = { health: '/healthz', ready: '/readyz' };
+      config.server.health.paths.forEach((p, i) => { links[i === 0 ? 'healthAlias' : `healthAlias${i + 1}`] = p; });
+      this.builtins.set('/', infoPage({ name: config.server.info.name, environment: config.server.environment, links: { ...links, ...config.server.info.links } }));
+    }
 
     const limits = config.server.limits;
     this.server = createServer({

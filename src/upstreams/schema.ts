@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { obj, duration, positiveInt, explainUnion } from '../config/zod-helpers.ts';
+import { headerRulesSchema } from '../rules/schema.ts';
 
 /**
  * The `upstreams:` section and the timeout shape routes and defaults share. A leaf: the upstream code and the
@@ -68,6 +69,8 @@ export const upstreamSchema = obj({
   fallback: z.string().optional(),
   degraded: obj({ message: z.string(), status: z.number().int().min(400).max(599).prefault(503) }).optional(),
   critical: z.boolean().prefault(true),
+  /** Header rules for every route to this upstream (src/policies/header-rules.ts); a route's own come after. */
+  headers: headerRulesSchema.optional(),
 });
 
 export type UpstreamInput = z.output<typeof upstreamSchema>;

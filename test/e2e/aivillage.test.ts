@@ -177,3 +177,28 @@ test('RATE_LIMIT_REQUESTS per RATE_LIMIT_WINDOW per client IP: the next request 
 async function eventuallyValue<T>(fn: () => Promise<T | null>, ms: number): Promise<T> {
   return (await eventually(fn, ms)) as T;
 }
+
+test('GET / is the gateway information page (seed 004); ENABLE_FILE_UPLOAD=false turns /v1/upload into a 404 the service never sees', async () => {
+  const r = await request(`${base}/`);
+  const info = (await r.body.json()) as { name: string; version: string; environment: string; links: Record<string, string> };
+  assert.equal(r.statusCode, 200);
+  assert.equal(info.name, 'aivillage-gateway');
+  assert.equal(info.environment, 'staging');
+  assert.equal(info.links.health, '/healthz');
+  const off = await startExample('aivillage', {
+    services: SERVICES,
+    stubs: ex.stubs,
+    env: { ENVIRONMENT: 'staging', API_KEY_SHA256: hashApiKey(API_KEY), ENABLE_FILE_UPLOAD: 'false' },
+  });
+  try {
+    const ks = ex.stub('knowledge_system');
+    const before = ks.seen.length;
+    const { body, contentType } = multipart({ project: 'p' }, [{ name: 'file', filename: 'a.txt', type: 'text/plain', data: Buffer.from('hello') }]);
+    const u = await request(`${off.g.url}/v1/upload`, { method: 'POST', headers: { ...key(), 'content-type': contentType }, body });
+    assert.equal(u.statusCode, 404);
+    assert.equal(((await u.body.json()) as { code: string }).code, 'not_found');
+    assert.equal(ks.seen.length, before);
+  } finally {
+    await off.close();
+  }
+});

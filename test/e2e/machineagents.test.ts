@@ -8,7 +8,7 @@ import { PassThrough } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { request } from 'undici';
 import { startExample, hs256, accessLines, setRouteKey, type RunningExample } from './harness.ts';
-import { multipart, sha256, type StubEcho } from './stubs.ts';
+import { multipart, sha256, echoedFields, type StubEcho } from './stubs.ts';
 import { eventually } from '../helpers.ts';
 
 /** The variable names main.py reads (seed lines 37-56, odd spellings included) → upstream names. */
@@ -228,8 +228,9 @@ test('jwt routes refuse a missing or forged token with 401 before any service se
   assert.equal([...ex.stubs.values()].reduce((n, s) => n + s.seen.length, 0), before);
 });
 
-test('physio routing: project_id 15/16 go to remote-physio /v2/get-response-physio, others to the 3D service', async () => {
+test('physio routing: project_id 15/16 go to remote-physio /v2/get-response-physio as question, session_id, avtarType=<project_id>; others to the 3D service unchanged', async () => {
   const physio = ex.stub('remote-physio');
+  const before = physio.seen.length;
   for (const project_id of [...PHYSIO, 'User-12345_Project_1']) {
     const fields = { user_id: 'User_181473', project_id, session_id: 'session_abc123', question: 'What is your refund policy?', originating_url: 'https://example.com/shop' };
     const m = multipart(fields);
@@ -242,15 +243,72 @@ test('physio routing: project_id 15/16 go to remote-physio /v2/get-response-phys
       const r = await request(`${ex.g.url}/v2/get-response-3dchatbot`, { method: 'POST', headers: { 'content-type': type }, body });
       const echo = (await r.body.json()) as StubEcho;
       const isPhysio = PHYSIO.includes(project_id);
-      assert.equal(echo.service, isPhysio ? 'remote-physio' : 'response-3d-chatbot', `${project_id} as ${type}`);
-      assert.equal(echo.path, isPhysio ? '/v2/get-response-physio' : '/v2/get-response-3dchatbot');
-      assert.equal(echo.sha256, sha256(body), 'the service receives the form byte for byte');
+      const where = `${project_id} as ${type.split(';')[0]}`;
+      assert.equal(r.statusCode, 200, where);
+      assert.equal(echo.service, isPhysio ? 'remote-physio' : 'response-3d-chatbot', where);
+      assert.equal(echo.path, isPhysio ? '/v2/get-response-physio' : '/v2/get-response-3dchatbot', where);
+      if (!isPhysio) { assert.equal(echo.sha256, sha256(body), `${where}: the 3D service receives the form byte for byte`); continue; }
+      // Seed 000 (S0:L688-695): exactly these three fields, whatever the encoding; order does not matter.
+      assert.deepEqual(echoedFields(echo), { question: ['What is your refund policy?'], session_id: ['session_abc123'], avtarType: [project_id] }, where);
+      const sent = Buffer.from(echo.body!, 'base64');
+      assert.equal(echo.headers['content-length'], String(sent.length), `${where}: Content-Length recomputed`);
+      assert.equal(echo.contentType, type, `${where}: same media type (and multipart boundary)`);
+      if (type === 'application/x-www-form-urlencoded') assert.equal(sent.toString(), `avtarType=${project_id}&session_id=session_abc123&question=What+is+your+refund+policy%3F`);
+      if (type === 'application/json') assert.deepEqual(JSON.parse(sent.toString()), { session_id: 'session_abc123', question: 'What is your refund policy?', avtarType: project_id });
     }
   }
+  assert.equal(physio.seen.length - before, 6);
   const route = ex.g.gw.table.routes.find((r) => r.name === 'response-3d-physio-projects')!;
   const plain = ex.g.gw.table.routes.find((r) => r.name === 'response-3d')!;
   assert.deepEqual([route.timeouts.response, plain.timeouts.response], [150_000, 100_000], 'the physio branch keeps its longer tier');
-  assert.ok(physio.seen.length >= 6);
+});
+
+test('physio: the 150 s tier applies to the rewritten request (derived config: 150 s → 4 s, 100 s → 1 s; a 2.5 s service)', async () => {
+  const scaled = await startExample('machineagents', {
+    services: SERVICES,
+    stubs: ex.stubs,
+    env: { JWT_SECRET, RECAPTCHA_SECRET_KEY: RECAPTCHA_SECRET, RECAPTCHA_VERIFY_URL: captcha.url },
+    edit: (doc) => { setRouteKey(doc, 'response-3d-physio-projects', 'timeout', '4s'); setRouteKey(doc, 'response-3d', 'timeout', '1s'); },
+  });
+  try {
+    const ask = async (project_id: string) => {
+      const r = await request(`${scaled.g.url}/v2/get-response-3dchatbot`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-stub-sleep-ms': '2500' }, body: new URLSearchParams({ project_id, session_id: 's', question: 'q' }).toString() });
+      return { status: r.statusCode, body: await r.body.text() };
+    };
+    const p = await ask(PHYSIO[0]);
+    assert.equal(p.status, 200, p.body);
+    assert.deepEqual(echoedFields(JSON.parse(p.body) as StubEcho), { session_id: ['s'], question: ['q'], avtarType: [PHYSIO[0]] });
+    const plain = await ask('User-12345_Project_1');
+    assert.equal(plain.status, 504, 'the plain route times out at its own, shorter tier');
+  } finally {
+    await scaled.close();
+  }
+});
+
+test('claim binding (seed 001): a user_id that is not the token\'s subject is refused, in a form and after a multipart upload\'s file; GET /health answers like /healthz', async () => {
+  const svc = ex.stub('create-chatbot');
+  const seen = svc.seen.length;
+  const r = await request(`${ex.g.url}/v2/create-chatbot`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-www-form-urlencoded' }, body: 'user_id=User_99999&project_name=stolen' });
+  assert.equal(r.statusCode, 403);
+  const p = (await r.body.json()) as { code: string; field: string };
+  assert.deepEqual([p.code, p.field], ['forbidden', 'body.user_id']);
+  assert.equal(svc.seen.length, seen);
+  const other = await request(`${ex.g.url}/v2/get-user-features/User_99999`, { headers: { authorization: `Bearer ${token}` } });
+  assert.equal(other.statusCode, 403);
+  await other.body.dump();
+  // The field comes after a 2 MB file, past the peek: checked as the body streams.
+  const { body, contentType } = multipart({}, [{ name: 'files', filename: 'a.pdf', type: 'application/pdf', data: randomBytes(2 * 1024 * 1024) }]);
+  const boundary = /boundary=(.+)$/.exec(contentType)![1];
+  const late = Buffer.concat([body.subarray(0, body.length - `--${boundary}--\r\n`.length), Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="user_id"\r\n\r\nUser_99999\r\n--${boundary}--\r\n`)]);
+  const up = await request(`${ex.g.url}/v2/fetch-pdf`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': contentType }, body: late });
+  assert.equal(up.statusCode, 403);
+  assert.equal(((await up.body.json()) as { field: string }).field, 'body.user_id');
+
+  const h = await request(`${ex.g.url}/health`);
+  const hz = await request(`${ex.g.url}/healthz`);
+  const [hb, hzb] = [(await h.body.json()) as Record<string, unknown>, (await hz.body.json()) as Record<string, unknown>];
+  assert.equal(h.statusCode, hz.statusCode);
+  assert.deepEqual(Object.keys(hb), Object.keys(hzb));
 });
 
 test('captcha on /v2/login1 and /v2/verify-login-otp: no token or a bad one is 403 and never reaches auth; the plain login needs none', async () => {

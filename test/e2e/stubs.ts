@@ -16,6 +16,10 @@ export interface StubEcho {
   bytes: number;
   sha256: string;
   contentType: string | null;
+  /** The body, base64, when it is at most 1 MiB or the request says `x-stub-keep-body: 1` (so a test can check a rewritten body byte for byte). */
+  body?: string;
+  /** Transfer-Encoding as received (a rewritten multipart body is chunked). */
+  transferEncoding?: string;
 }
 
 export interface Stub {
@@ -46,12 +50,16 @@ export function startStub(name: string, host = '127.0.0.1'): Promise<Stub> {
     const entry = { method: req.method ?? '', path, headers: req.headers, bytes: 0 };
     seen.push(entry);
     const hash = createHash('sha256');
-    req.on('data', (c: Buffer) => { entry.bytes += c.length; hash.update(c); });
+    const kept: Buffer[] = [];
+    const keepAll = req.headers['x-stub-keep-body'] === '1';
+    req.on('data', (c: Buffer) => { entry.bytes += c.length; hash.update(c); if (keepAll || entry.bytes <= 1 << 20) kept.push(c); });
     req.on('error', () => res.destroy());
     req.on('end', () => {
       if (mode === 'failing') return send(res, 500, { service: name, error: 'failing on purpose' });
       if (path.endsWith('/health') || path.endsWith('/healthz')) return send(res, 200, { status: 'ok', service: name });
       const echo: StubEcho = { service: name, method: req.method ?? '', path, query, headers: req.headers, bytes: entry.bytes, sha256: hash.digest('hex'), contentType: req.headers['content-type'] ?? null };
+      if (keepAll || entry.bytes <= 1 << 20) echo.body = Buffer.concat(kept).toString('base64');
+      if (req.headers['transfer-encoding'] !== undefined) echo.transferEncoding = req.headers['transfer-encoding'];
       const usage = Number(req.headers['x-stub-usage'] ?? 0);
       if (usage > 0) (echo as StubEcho & { usage?: unknown }).usage = { prompt_tokens: usage - 1, completion_tokens: 1, total_tokens: usage };
       const status = Number(req.headers['x-stub-status'] ?? 200);
@@ -135,4 +143,41 @@ export function multipart(fields: Record<string, string>, files: Array<{ name: s
 
 export function sha256(b: Buffer | string): string {
   return createHash('sha256').update(b).digest('hex');
+}
+
+/**
+ * The parts of a multipart body, parsed independently of the gateway's own parser (a test must not check the code
+ * with itself): name, filename, and content bytes of each part.
+ */
+export function parseMultipart(body: Buffer, contentType: string): Array<{ name: string; filename?: string; data: Buffer }> {
+  const m = /boundary="?([^";]+)"?/i.exec(contentType);
+  if (!m) throw new Error(`no boundary in ${contentType}`);
+  const delim = Buffer.from(`--${m[1]}`);
+  const out: Array<{ name: string; filename?: string; data: Buffer }> = [];
+  let at = body.indexOf(delim);
+  if (at < 0) throw new Error('no delimiter');
+  for (;;) {
+    at += delim.length;
+    if (body.subarray(at, at + 2).toString() === '--') return out;
+    const headEnd = body.indexOf('\r\n\r\n', at);
+    const head = body.subarray(at + 2, headEnd).toString('utf8');
+    const next = body.indexOf(Buffer.concat([Buffer.from('\r\n'), delim]), headEnd + 4);
+    if (headEnd < 0 || next < 0) throw new Error('truncated multipart body');
+    const name = /name="([^"]*)"/i.exec(head.replace(/filename="[^"]*"/i, ''))?.[1] ?? '';
+    const filename = /filename="([^"]*)"/i.exec(head)?.[1];
+    out.push({ name, filename, data: body.subarray(headEnd + 4, next) });
+    at = next + 2;
+  }
+}
+
+/** The fields of a JSON, urlencoded or multipart body an echo carried, as name → values (files: sha256 of their bytes). */
+export function echoedFields(echo: StubEcho): Record<string, string[]> {
+  const body = Buffer.from(echo.body ?? '', 'base64');
+  const out: Record<string, string[]> = {};
+  const add = (k: string, v: string) => { (out[k] ??= []).push(v); };
+  const ct = echo.contentType ?? '';
+  if (ct.startsWith('application/json')) for (const [k, v] of Object.entries(JSON.parse(body.toString()) as Record<string, unknown>)) add(k, typeof v === 'string' ? v : JSON.stringify(v));
+  else if (ct.startsWith('application/x-www-form-urlencoded')) for (const [k, v] of new URLSearchParams(body.toString())) add(k, v);
+  else if (ct.startsWith('multipart/form-data')) for (const p of parseMultipart(body, ct)) add(p.name, p.filename !== undefined ? `file:${p.filename}:${sha256(p.data)}` : p.data.toString('utf8'));
+  return out;
 }
