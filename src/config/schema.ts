@@ -11,6 +11,7 @@ import { authRouteKeys } from '../policies/auth.ts';
 import { captchaRouteKeys } from '../policies/captcha.ts';
 import { rateLimitRule, rateLimitRouteKeys } from '../policies/rate-limit.ts';
 import { planQuotaSchema, quotaRouteKeys } from '../policies/quota.ts';
+import { tlsSchema, http2Schema } from '../server/listener-schema.ts';
 
 /**
  * The configuration contract (see docs/configuration.md), composed here from the parts that own them: each
@@ -77,6 +78,9 @@ export const configSchema = obj({
     cors: corsSchema.optional(),
     securityHeaders: securityHeadersSchema.prefault('default'),
     shutdownGrace: duration.prefault('30s'),
+    /** TLS on the main listener (certificates by SNI, optional client certificates); src/server/tls.ts. */
+    tls: tlsSchema.optional(),
+    http2: http2Schema.prefault({}),
   }).prefault({}),
   admin: obj({
     listen: listenAddress.prefault('127.0.0.1:9901'),

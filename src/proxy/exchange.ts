@@ -62,7 +62,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (ctx.responseDefaults !== null || ctx.dropUpstreamCors) applyEdgeHeaders(headers, ctx.responseDefaults, ctx.dropUpstreamCors);
     headers.push('x-request-id', ctx.requestId);
     if (ctx.responseHeaders !== null) for (let i = 0; i < ctx.responseHeaders.length; i++) headers.push(ctx.responseHeaders[i]);
-    if (this.rt.isDraining()) headers.push('connection', 'close');
+    // HTTP/2 has no Connection header: a draining HTTP/2 connection was sent GOAWAY instead.
+    if (this.rt.isDraining() && ctx.req.httpVersionMajor !== 2) headers.push('connection', 'close');
     ctx.status = status;
     if (contentType !== undefined && contentType.startsWith('text/event-stream')) {
       // SSE: headers go out now and each event as the upstream flushes it.

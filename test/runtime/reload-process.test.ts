@@ -26,7 +26,7 @@ test('SIGHUP reloads the file; a bad file is logged with its problems and the ru
   writeFileSync(gw.file, config(up.url, BAD));
   gw.proc.kill('SIGHUP');
   const refused = await eventually(() => gw.lines().find((l) => l.msg === 'config reload refused; the running config keeps serving'), 10_000);
-  assert.match(String((refused.problems as string[])[0]), /gatehouse\.yaml:\d+:\d+ routes\[1\]\.upstream: unknown upstream "nope"/);
+  assert.match(String((refused!.problems as string[])[0]), /gatehouse\.yaml:\d+:\d+ routes\[1\]\.upstream: unknown upstream "nope"/);
   assert.equal((await call(`${gw.url}/one`)).status, 200);
 
   writeFileSync(gw.file, config(up.url, TWO));
