@@ -38,7 +38,7 @@ export function guardSession(session: ServerHttp2Session, limits: FloodLimits, o
     if (!session.destroyed) {
       session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM);
       // Let the GOAWAY frame go out, then cut whatever is left.
-      setImmediate(() => session.destroy());
+      setTimeout(() => session.destroy(), 50).unref();
     }
   };
   session.on('stream', (stream: ServerHttp2Stream) => {

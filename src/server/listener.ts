@@ -197,8 +197,13 @@ function sniffPreface(socket: Socket, h1: HttpServer, h2server: Http2Server): vo
     socket.off('error', onError);
     socket.pause();
     socket.unshift(seen);
-    (isH2 ? h2server : h1).emit('connection', socket);
-    socket.resume();
+    if (isH2) {
+      // The HTTP/2 session reads what is buffered on the next tick; resuming here would drop it.
+      h2server.emit('connection', socket);
+    } else {
+      h1.emit('connection', socket);
+      socket.resume();
+    }
   };
   const onError = () => socket.destroy();
   socket.on('data', onData);
