@@ -11,6 +11,7 @@ import { authRouteKeys } from '../policies/auth.ts';
 import { captchaRouteKeys } from '../policies/captcha.ts';
 import { rateLimitRule, rateLimitRouteKeys } from '../policies/rate-limit.ts';
 import { planQuotaSchema, quotaRouteKeys } from '../policies/quota.ts';
+import { compressionRouteKeys } from '../policies/compression.ts';
 import { tlsSchema, http2Schema } from '../server/listener-schema.ts';
 
 /**
@@ -52,6 +53,7 @@ export const routeSchema = obj({
   ...captchaRouteKeys,
   ...rateLimitRouteKeys,
   ...quotaRouteKeys,
+  ...compressionRouteKeys,
 });
 
 export const planSchema = obj({

@@ -64,6 +64,30 @@ export interface ResponseTap {
   onEnd(ok: boolean, status: number): void;
 }
 
+/** The body stream a compressor puts between the upstream and the client (a node:zlib stream). */
+export interface BodyEncoder {
+  write(chunk: Buffer): boolean;
+  /** Pushes what is buffered out now (an event stream is compressed event by event). */
+  flush(): void;
+  end(): void;
+  destroy(): void;
+  on(event: 'data', fn: (chunk: Buffer) => void): this;
+  on(event: 'end' | 'drain', fn: () => void): this;
+  on(event: 'error', fn: (err: Error) => void): this;
+  once(event: 'drain', fn: () => void): this;
+  pause(): this;
+  resume(): this;
+}
+
+/** Compresses a response as it streams (the compression policy sets one per request on routes that use it). */
+export interface ResponseCompressor {
+  /**
+   * Decides from the upstream response head. Adjusts `headers` (flat [name, value, ...]) in place (Vary,
+   * Content-Encoding, Content-Length) and returns the encoder the body goes through, or null to pass it as it is.
+   */
+  begin(status: number, headers: string[], contentType: string | undefined): { encoder: BodyEncoder; flushEach: boolean } | null;
+}
+
 /**
  * The generation a request runs on: it keeps serving this request, stream or tunnel even after a reload swaps
  * in a newer one, and is told when the exchange ends so it can close what only it still uses.
@@ -101,6 +125,8 @@ export class RequestContext {
   /** Bytes a policy already read from the request body (a bounded peek), replayed before the rest. */
   bodyPrefix: Buffer | null = null;
   tap: ResponseTap | null = null;
+  /** Set by the compression policy on routes that use it; null elsewhere (the proxy then does nothing extra). */
+  compressor: ResponseCompressor | null = null;
   /** Aborts the in-flight upstream exchange (set by the proxy once connected). */
   abortUpstream: ((err?: Error) => void) | null = null;
   /** The client closed its connection before the response finished. */

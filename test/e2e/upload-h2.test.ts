@@ -60,7 +60,7 @@ routes:
     clearInterval(sampler);
   }
   assert.ok(peak < PEAK_RSS_LIMIT, `gateway peak RSS ${(peak / 1e6).toFixed(0)} MB (limit ${PEAK_RSS_LIMIT / 1e6} MB): the body must stream, not buffer`);
-  const access = await eventually(() => gw.lines().find((l) => l.type === 'access' && l.route === 'upload'), 5000);
+  const access = (await eventually(() => gw.lines().find((l) => l.type === 'access' && l.route === 'upload'), 5000))!;
   assert.equal(access.bytesIn, TOTAL_MIB * MiB);
   assert.equal(access.status, 200);
 });

@@ -142,7 +142,7 @@ test('PING flood: past the limit the connection gets GOAWAY', async (t) => {
 
 test('WebSocket stays on HTTP/1.1 on the TLS listener (wss), beside HTTP/2', async (t) => {
   const { gw, ca } = await tlsGateway(t);
-  const ws = new WebSocket(`wss://127.0.0.1:${gw.port}/ws/echo`, { ca: ca.certPem, servername: 'api.example.test' });
+  const ws = new WebSocket(`wss://127.0.0.1:${gw.port}/ws/echo`, { ca: ca.certPem, servername: 'api.example.test' } as WebSocket.ClientOptions);
   t.after(() => ws.terminate());
   await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
   const messages: string[] = [];

@@ -18,7 +18,7 @@ import { h2connect, h2request } from '../support/h2.ts';
 function handshake(port: number, o: { servername?: string; ca: string; alpn?: string[]; cert?: string; key?: string }): Promise<{ cert: PeerCertificate; alpn: string | false; authorized: boolean }> {
   return new Promise((resolve, reject) => {
     const s = tlsConnect({ host: '127.0.0.1', port, servername: o.servername, ca: o.ca, ALPNProtocols: o.alpn, rejectUnauthorized: false, cert: o.cert, key: o.key }, () => {
-      resolve({ cert: s.getPeerCertificate(), alpn: s.alpnProtocol, authorized: s.authorized });
+      resolve({ cert: s.getPeerCertificate(), alpn: s.alpnProtocol ?? false, authorized: s.authorized });
       s.end();
     });
     s.on('error', reject);
