@@ -3,7 +3,7 @@ import type { ParseArgsConfig } from 'node:util';
 type Options = NonNullable<ParseArgsConfig['options']>;
 export const COMMANDS: Record<string, { summary: string; usage: string; options: Options }> = {
   start: { summary: 'run the gateway (SIGHUP or POST /admin/reload reloads the config; --watch on file change)', usage: 'gatehouse start [--config gatehouse.yaml] [--port N] [--listen host:port] [--log-level L] [--workers N|auto] [--watch]', options: { config: { type: 'string', short: 'c' }, workers: { type: 'string', short: 'w' }, port: { type: 'string', short: 'p' }, listen: { type: 'string' }, 'log-level': { type: 'string' }, watch: { type: 'boolean' } } },
-  demo: { summary: 'run the gateway on :8000 in front of bundled demo AI services', usage: 'gatehouse demo [--port 8000] [--host 127.0.0.1]', options: { port: { type: 'string', short: 'p' }, host: { type: 'string' } } },
+  demo: { summary: 'run the gateway on :8000 in front of bundled demo AI services (--services: only the services, on ports 8001-8003, for deploy/compose.yaml)', usage: 'gatehouse demo [--port 8000] [--host 127.0.0.1] [--services]', options: { port: { type: 'string', short: 'p' }, host: { type: 'string' }, services: { type: 'boolean' } } },
   validate: { summary: 'check a config file; exit 0 if it would start, 1 if not', usage: 'gatehouse validate [FILE] [--quiet]', options: { config: { type: 'string', short: 'c' }, quiet: { type: 'boolean', short: 'q' } } },
   routes: { summary: 'print the compiled route table', usage: 'gatehouse routes [FILE] [--json]', options: { config: { type: 'string', short: 'c' }, json: { type: 'boolean' } } },
   schema: { summary: 'print the config JSON Schema (for editor completion)', usage: 'gatehouse schema > gatehouse.schema.json', options: {} },

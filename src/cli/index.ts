@@ -30,7 +30,11 @@ export async function main(argv: string[]): Promise<void> {
 
   switch (cmd) {
     case 'start': return start(file, v);
-    case 'demo': return (await import('./demo.ts')).runDemo({ port: v.port ? Number(v.port) : 8000, host: (v.host as string) ?? '127.0.0.1' });
+    case 'demo': {
+      const demo = await import('./demo.ts');
+      if (v.services) return demo.runDemoServices({ port: v.port ? Number(v.port) : 8001, host: (v.host as string) ?? '127.0.0.1' });
+      return demo.runDemo({ port: v.port ? Number(v.port) : 8000, host: (v.host as string) ?? '127.0.0.1' });
+    }
     case 'validate': {
       const loaded = load(file, {});
       await compile(loaded).close();
