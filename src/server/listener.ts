@@ -164,7 +164,8 @@ export class Listener {
  * What the request path needs that HTTP/2 spells differently, set on the request before it enters the same
  * handler as HTTP/1.1: `host` from `:authority`; a body of unknown length (no content-length, the HEADERS frame
  * did not end the stream) marked as `transfer-encoding: chunked`, which is how the rest of the path recognizes a
- * streamed body (limits, content type, forwarding) — the header itself is hop-by-hop and never forwarded;
+ * streamed body (limits, content type, forwarding) — the header itself is hop-by-hop and never forwarded (GET and
+ * HEAD excepted);
  * `res.req`, which node's Http2ServerResponse lacks. Pseudo-headers are skipped when headers are forwarded.
  */
 export function adaptHttp2Request(handle: (req: IncomingMessage, res: ServerResponse) => void): (req: Http2ServerRequest, res: Http2ServerResponse) => void {
@@ -173,7 +174,8 @@ export function adaptHttp2Request(handle: (req: IncomingMessage, res: ServerResp
       const r = req as Http2ServerRequest;
       const h = r.headers;
       if (h.host === undefined && h[':authority'] !== undefined) h.host = h[':authority'];
-      if (h['content-length'] === undefined && !r.stream.endAfterHeaders) h['transfer-encoding'] = 'chunked';
+      // GET/HEAD: some clients leave the stream open after HEADERS and end it with an empty DATA frame; that is no body.
+      if (h['content-length'] === undefined && !r.stream.endAfterHeaders && r.method !== 'GET' && r.method !== 'HEAD') h['transfer-encoding'] = 'chunked';
       (res as { req?: unknown }).req = req;
     }
     handle(req as IncomingMessage, res as ServerResponse);
