@@ -123,6 +123,12 @@ routes:
   assert.ok(done.body.includes('data: [DONE]'));
   // The old connection still works for new streams, on its old certificate.
   assert.equal((await h2request(s, '/echo')).status, 200);
+  // A new connection negotiates h2 on the new certificate.
+  const s2 = await h2connect(`https://api.example.test:${gw.port}`, { ca: ca.certPem });
+  t.after(() => s2.close());
+  assert.equal((s2.socket as unknown as { alpnProtocol: string }).alpnProtocol, 'h2');
+  assert.equal((s2.socket as unknown as { getPeerCertificate(): PeerCertificate }).getPeerCertificate().serialNumber, serialOf(second.certPem));
+  assert.equal((await h2request(s2, '/echo')).status, 200);
   assert.ok(gw.logs.some((l) => l.msg === 'tls: certificates reloaded from disk'));
   assert.ok(gw.logs.some((l) => l.msg === 'tls: certificate files changed but do not load; the previous certificates keep serving'));
   const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
