@@ -202,3 +202,30 @@ routes: [ { match: { path: / }, upstream: u, auth: public } ]
     assert.throws(() => load(a.cert, b.key), (e: unknown) => e instanceof ConfigError && /server\.tls\.certificates\[0\]\.key: .* does not go with/.test(e.message));
   } finally { ca.cleanup(); }
 });
+
+test('http2.enabled: false serves HTTPS over HTTP/1.1 only (ALPN offers no h2), and drains like the plain listener', async (t) => {
+  const ca = makeCa();
+  const server = ca.server('server', ['api.example.test']);
+  const up = await startDemoServer({ name: 'chat' });
+  const gw = await startGateway(`
+server:
+  tls: { certificates: [ { cert: ${server.cert}, key: ${server.key} } ] }
+  http2: { enabled: false }
+upstreams: { chat: { targets: [ ${up.url} ] } }
+routes:
+  - { name: echo, match: { path: /echo }, upstream: chat, auth: public }
+`);
+  t.after(async () => { await gw.close(); await up.close(); ca.cleanup(); });
+  const hs = await handshake(gw.port, { servername: 'api.example.test', ca: ca.certPem, alpn: ['h2', 'http/1.1'] });
+  assert.notEqual(hs.alpn, 'h2');
+  const r = await new Promise<{ status: number; proto: string; hsts: unknown }>((resolve, reject) => {
+    httpsRequest({ host: '127.0.0.1', port: gw.port, path: '/echo', servername: 'api.example.test', ca: ca.certPem, headers: { host: 'api.example.test' } }, (res) => {
+      let b = '';
+      res.on('data', (c) => { b += c; });
+      res.on('end', () => resolve({ status: res.statusCode!, proto: JSON.parse(b).headers['x-forwarded-proto'], hsts: res.headers['strict-transport-security'] }));
+    }).on('error', reject).end();
+  });
+  assert.deepEqual(r, { status: 200, proto: 'https', hsts: 'max-age=63072000; includeSubDomains' });
+  await gw.gw.drain(2000);
+  assert.equal(gw.gw.listener.listening, false);
+});
