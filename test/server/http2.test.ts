@@ -202,3 +202,19 @@ test('connections idle past http2.idleTimeout get GOAWAY', async (t) => {
   await eventually(() => s.closed || s.destroyed, 3000);
 });
 
+
+test('usage metering over HTTP/2: tokens reported in an SSE stream are recorded for the consumer and route', async (t) => {
+  const { gw, open } = await tlsGateway(t, 'admin: { listen: 127.0.0.1:0 }', `
+  - { name: metered, match: { path: /v1/metered, methods: [POST] }, upstream: chat, auth: apikey, rewrite: { path: /v1/chat/stream }, quota: { usage: tokens } }
+`);
+  const s = await open();
+  const r = await h2request(s, '/v1/metered?n=4&delay=5', { method: 'POST', headers: { 'x-api-key': 'key-acme', 'content-type': 'application/json' }, body: JSON.stringify({ messages: [{ role: 'user', content: 'one two three' }] }) });
+  assert.equal(r.status, 200, r.body);
+  const reported = JSON.parse(r.body.split('\n').filter((l) => l.includes('"usage"')).pop()!.slice(6)).usage.total_tokens as number;
+  const usage = (await eventually(async () => {
+    const u = await (await fetch(`${gw.adminUrl}/admin/usage?consumer=acme`)).json() as { totals: Record<string, Record<string, number>> };
+    return u.totals?.metered?.tokens === reported ? u : null;
+  }, 3000))!;
+  assert.equal(usage.totals.metered.tokens, reported);
+  assert.equal(usage.totals.metered.requests, 1);
+});
