@@ -64,11 +64,9 @@ export interface ResponseTap {
   onEnd(ok: boolean, status: number): void;
 }
 
-/** The body stream a compressor puts between the upstream and the client (a node:zlib stream). */
+/** The body stream a compressor puts between the upstream and the client (a node:zlib stream; one made for an event stream flushes every write). */
 export interface BodyEncoder {
   write(chunk: Buffer): boolean;
-  /** Pushes what is buffered out now (an event stream is compressed event by event). */
-  flush(): void;
   end(): void;
   destroy(): void;
   on(event: 'data', fn: (chunk: Buffer) => void): this;
@@ -85,7 +83,7 @@ export interface ResponseCompressor {
    * Decides from the upstream response head. Adjusts `headers` (flat [name, value, ...]) in place (Vary,
    * Content-Encoding, Content-Length) and returns the encoder the body goes through, or null to pass it as it is.
    */
-  begin(status: number, headers: string[], contentType: string | undefined): { encoder: BodyEncoder; flushEach: boolean } | null;
+  begin(status: number, headers: string[], contentType: string | undefined): BodyEncoder | null;
 }
 
 /**

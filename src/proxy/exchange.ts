@@ -34,8 +34,6 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private discarded = 0;
   /** The compressor's stream when the route compresses this response (null: the body goes to the client as it is). */
   private encoder: BodyEncoder | null = null;
-  /** An event stream being compressed: flushed after every upstream chunk. */
-  private flushEach = false;
 
   constructor(ctx: RequestContext, rt: ProxyEnv, target: Target, attempt = 0, tried = 0) {
     this.ctx = ctx;
@@ -108,11 +106,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   /** Routes with `compression:` only: the response head decides, then the body goes through a zlib stream. */
   private startEncoder(ctx: RequestContext, status: number, headers: string[], contentType: string | undefined): void {
-    const c = ctx.compressor!.begin(status, headers, contentType);
-    if (c === null) return;
-    const enc = c.encoder;
+    const enc = ctx.compressor!.begin(status, headers, contentType);
+    if (enc === null) return;
     this.encoder = enc;
-    this.flushEach = c.flushEach;
     const res = ctx.res;
     const resumeEncoder = () => enc.resume();
     enc.on('data', (out: Buffer) => {
@@ -128,9 +124,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const ctx = this.ctx;
     if (ctx.tap !== null) ctx.tap.onData?.(chunk);
     const enc = this.encoder!;
-    const more = enc.write(chunk);
-    if (this.flushEach) enc.flush();
-    if (more) return true;
+    if (enc.write(chunk)) return true;
     enc.once('drain', this.resume!);
     return false;
   }
