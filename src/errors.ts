@@ -79,7 +79,11 @@ export function sendProblem(res: ServerResponse, err: GatewayError, requestId: s
     return;
   }
   const body = problemBody(err, requestId);
-  if (err.headers) for (const k in err.headers) res.setHeader(k, err.headers[k]);
+  if (err.headers) {
+    // HTTP/2 has no Connection header (node would drop it with a warning).
+    const h2 = res.req?.httpVersionMajor === 2;
+    for (const k in err.headers) if (!(h2 && k === 'connection')) res.setHeader(k, err.headers[k]);
+  }
   res.setHeader('content-type', 'application/problem+json');
   res.setHeader('content-length', Buffer.byteLength(body));
   res.setHeader('cache-control', 'no-store');

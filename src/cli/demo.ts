@@ -1,4 +1,4 @@
-import { startDemoServices } from '../demo/services.ts';
+import { startDemoServer, startDemoServices } from '../demo/services.ts';
 import { loadConfigText } from '../config/load.ts';
 import { ConfigError, formatIssue } from '../config/errors.ts';
 import { Runtime } from '../runtime/runtime.ts';
@@ -75,4 +75,17 @@ Try:
 Ctrl-C drains in-flight requests and stops.
 `);
   handleSignals(gw, () => services.close());
+}
+
+/**
+ * `gatehouse demo --services`: only the demo services (chat, ingest, realtime) on ports `port`, `port+1`,
+ * `port+2`, for a gateway in another process or container (deploy/compose.yaml).
+ */
+export async function runDemoServices(opts: { port: number; host: string }): Promise<void> {
+  const names = ['chat', 'ingest', 'realtime'] as const;
+  const servers = await Promise.all(names.map((name, i) => startDemoServer({ name, host: opts.host, port: opts.port + i })));
+  for (const s of servers) console.log(`demo service ${s.name} on ${s.url}`);
+  const stop = () => { void Promise.all(servers.map((s) => s.close())).then(() => process.exit(0)); };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
 }

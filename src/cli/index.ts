@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { loadConfigFile, type LoadedConfig } from '../config/load.ts';
 import { ConfigError, formatIssue } from '../config/errors.ts';
@@ -29,7 +30,11 @@ export async function main(argv: string[]): Promise<void> {
 
   switch (cmd) {
     case 'start': return start(file, v);
-    case 'demo': return (await import('./demo.ts')).runDemo({ port: v.port ? Number(v.port) : 8000, host: (v.host as string) ?? '127.0.0.1' });
+    case 'demo': {
+      const demo = await import('./demo.ts');
+      if (v.services) return demo.runDemoServices({ port: v.port ? Number(v.port) : 8001, host: (v.host as string) ?? '127.0.0.1' });
+      return demo.runDemo({ port: v.port ? Number(v.port) : 8000, host: (v.host as string) ?? '127.0.0.1' });
+    }
     case 'validate': {
       const loaded = load(file, {});
       await compile(loaded).close();
@@ -98,8 +103,9 @@ async function start(file: string, v: Record<string, string | boolean | undefine
   if (v['log-level']) overrides['observability.log.level'] = v['log-level'];
   const loaded = load(file, overrides);
   const reread = () => loadConfigFile(file, { overrides });
-  const workers = v.workers ? Number(v.workers) : 1;
-  if (!Number.isInteger(workers) || workers < 1) die('--workers must be a positive integer', 2);
+  // `auto`: one worker per core this process may use (cgroup CPU limits included, as far as Node sees them).
+  const workers = v.workers === 'auto' ? availableParallelism() : v.workers ? Number(v.workers) : 1;
+  if (!Number.isInteger(workers) || workers < 1) die('--workers must be a positive integer or "auto"', 2);
   if (workers > 1 && isPrimary()) {
     await compile(loaded).close(); // a bad config fails here, once, not in every worker
     if (loaded.config.state.store === 'memory') process.stderr.write(`gatehouse: warning: state.store is memory: rate limits and quotas are per worker (${workers} workers); use state.store: redis for exact shared limits\n`);
@@ -110,7 +116,7 @@ async function start(file: string, v: Record<string, string | boolean | undefine
   for (const w of loaded.warnings) rt.logger.warn(w);
   try {
     const { port, adminPort } = await rt.listen();
-    rt.logger.info({ port, adminPort, routes: loaded.config.routes.length, environment: loaded.config.server.environment, generation: rt.current.id, hash: rt.current.hash }, `gatehouse listening on ${loaded.config.server.listen.host}:${port}`);
+    rt.logger.info({ pid: process.pid, port, adminPort, tls: rt.tls, http2: rt.listener.http2, routes: loaded.config.routes.length, environment: loaded.config.server.environment, generation: rt.current.id, hash: rt.current.hash }, `gatehouse listening on ${loaded.config.server.listen.host}:${port}`);
     rt.logger.flush?.(); // supervisors and scripts wait for this line
   } catch (e) {
     await rt.close().catch(() => {});

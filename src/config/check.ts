@@ -21,6 +21,11 @@ export function checkConfig(c: Config): Issue[] {
     out.push({ path: ['admin', 'token'], message: `the admin listener is on ${c.admin.listen.host}, reachable from other machines: set admin.token (e.g. "\${GATEHOUSE_ADMIN_TOKEN}"), or listen on 127.0.0.1` });
   }
 
+  const r = c.state.redis;
+  if (r.sentinels !== undefined && r.cluster !== undefined) out.push({ path: ['state', 'redis', 'cluster'], message: 'give sentinels or cluster, not both' });
+  const http2 = c.server.http2;
+  if (http2.cleartext && c.server.tls !== undefined) out.push({ path: ['server', 'http2', 'cleartext'], message: 'cleartext HTTP/2 is for a listener without TLS; with server.tls, HTTP/2 is negotiated by ALPN (http2.enabled)' });
+
   for (const [name, u] of Object.entries(c.upstreams)) {
     if (u.fallback !== undefined && !Object.hasOwn(c.upstreams, u.fallback)) out.push({ path: ['upstreams', name, 'fallback'], message: unknown('upstream', u.fallback, upstreams) });
     if (u.fallback === name) out.push({ path: ['upstreams', name, 'fallback'], message: 'an upstream cannot fall back to itself' });

@@ -17,6 +17,8 @@ import { validateRouteKeys, type ValidateConfig } from '../policies/request-vali
 import { headerRulesRouteKeys } from '../policies/header-rules.ts';
 import { rateLimitRule, rateLimitRouteKeys } from '../policies/rate-limit.ts';
 import { planQuotaSchema, quotaRouteKeys } from '../policies/quota.ts';
+import { compressionRouteKeys } from '../policies/compression.ts';
+import { tlsSchema, http2Schema } from '../server/listener-schema.ts';
 
 /**
  * The configuration contract (see docs/configuration.md), composed here from the parts that own them: each
@@ -64,6 +66,7 @@ export const routeSchema = obj({
   ...headerRulesRouteKeys,
   ...rateLimitRouteKeys,
   ...quotaRouteKeys,
+  ...compressionRouteKeys,
 });
 
 export const planSchema = obj({
@@ -99,6 +102,9 @@ export const configSchema = obj({
     }).prefault({}),
     securityHeaders: securityHeadersSchema.prefault('default'),
     shutdownGrace: duration.prefault('30s'),
+    /** TLS on the main listener (certificates by SNI, optional client certificates); src/server/tls.ts. */
+    tls: tlsSchema.optional(),
+    http2: http2Schema.prefault({}),
   }).prefault({}),
   admin: obj({
     listen: listenAddress.prefault('127.0.0.1:9901'),

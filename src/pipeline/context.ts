@@ -67,6 +67,28 @@ export interface ResponseTap {
   onEnd(ok: boolean, status: number): void;
 }
 
+/** The body stream a compressor puts between the upstream and the client (a node:zlib stream; one made for an event stream flushes every write). */
+export interface BodyEncoder {
+  write(chunk: Buffer): boolean;
+  end(): void;
+  destroy(): void;
+  on(event: 'data', fn: (chunk: Buffer) => void): this;
+  on(event: 'end' | 'drain', fn: () => void): this;
+  on(event: 'error', fn: (err: Error) => void): this;
+  once(event: 'drain', fn: () => void): this;
+  pause(): this;
+  resume(): this;
+}
+
+/** Compresses a response as it streams (the compression policy sets one per request on routes that use it). */
+export interface ResponseCompressor {
+  /**
+   * Decides from the upstream response head. Adjusts `headers` (flat [name, value, ...]) in place (Vary,
+   * Content-Encoding, Content-Length) and returns the encoder the body goes through, or null to pass it as it is.
+   */
+  begin(status: number, headers: string[], contentType: string | undefined): BodyEncoder | null;
+}
+
 /**
  * The body the proxy sends instead of the client's (see src/pipeline/body-rewrite.ts for the contract).
  * `open()` is called once, when the proxy dispatches, after every step has run.
@@ -119,6 +141,8 @@ export class RequestContext {
   /** Header rules for the upstream's response; null on routes without any. */
   responseEdit: ResponseEdit | null = null;
   tap: ResponseTap | null = null;
+  /** Set by the compression policy on routes that use it; null elsewhere (the proxy then does nothing extra). */
+  compressor: ResponseCompressor | null = null;
   /** Aborts the in-flight upstream exchange (set by the proxy once connected). */
   abortUpstream: ((err?: Error) => void) | null = null;
   /** The client closed its connection before the response finished. */

@@ -14,20 +14,22 @@ import { claimBindingPolicy } from './claim-binding.ts';
 import { requestTransformPolicy } from './request-transform.ts';
 import { requestValidationPolicy } from './request-validation.ts';
 import { headerRulesPolicy } from './header-rules.ts';
+import { clientCertPolicy } from './client-cert.ts';
+import { compressionPolicy } from './compression.ts';
 
 /**
  * Every policy, in the order a request meets them:
- * cors → security headers → content type → auth (jwt | apikey | forward) → captcha
- * → request rules (bind → transform → validate → headers) → rate limit → quota
+ * cors → security headers → content type → client certificate → auth (jwt | apikey | forward) → captcha
+ * → request rules (bind → transform → validate → headers) → rate limit → quota → compression (response)
  * (body size limits are enforced by the proxy as the body streams, and by a peek before it reads).
  * Request rules that read the body share one bounded peek and one parse (src/pipeline/request-body.ts): binding
  * and rate-limit keys read what the client sent, validation what the upstream will receive.
  * Adding a policy means its file, its place here, and its route keys in src/config/schema.ts.
  */
 export const POLICIES: ReadonlyArray<Policy<Config, RouteConfig>> = [
-  corsPolicy, securityHeadersPolicy, contentTypePolicy, authPolicy, forwardAuthPolicy, captchaPolicy,
+  corsPolicy, securityHeadersPolicy, contentTypePolicy, clientCertPolicy, authPolicy, forwardAuthPolicy, captchaPolicy,
   routeTogglePolicy, claimBindingPolicy, requestTransformPolicy, requestValidationPolicy, headerRulesPolicy,
-  rateLimitPolicy, quotaPolicy,
+  rateLimitPolicy, quotaPolicy, compressionPolicy,
 ];
 
 /** A disabled route (`enabled: false`) answers by itself: only what lets a browser read that answer runs first. */

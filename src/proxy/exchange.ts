@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici';
 import { GatewayError } from '../errors.ts';
-import type { RequestContext } from '../pipeline/context.ts';
+import type { BodyEncoder, RequestContext } from '../pipeline/context.ts';
 import { replayBody } from '../pipeline/body-peek.ts';
 import { OUTCOME_FAIL, OUTCOME_NEUTRAL, OUTCOME_OK, type Target } from '../upstreams/upstream.ts';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.ts';
@@ -32,6 +32,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private sent = false;
   /** A 5xx status this attempt answered and that will be retried: its body is read and dropped. */
   private discarded = 0;
+  /** The compressor's stream when the route compresses this response (null: the body goes to the client as it is). */
+  private encoder: BodyEncoder | null = null;
 
   constructor(ctx: RequestContext, rt: ProxyEnv, target: Target, attempt = 0, tried = 0) {
     this.ctx = ctx;
@@ -63,8 +65,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (ctx.responseEdit !== null) ctx.responseEdit(headers, ctx);
     headers.push('x-request-id', ctx.requestId);
     if (ctx.responseHeaders !== null) for (let i = 0; i < ctx.responseHeaders.length; i++) headers.push(ctx.responseHeaders[i]);
-    if (this.rt.isDraining()) headers.push('connection', 'close');
+    // HTTP/2 has no Connection header: a draining HTTP/2 connection was sent GOAWAY instead.
+    if (this.rt.isDraining() && ctx.req.httpVersionMajor !== 2) headers.push('connection', 'close');
     ctx.status = status;
+    if (ctx.compressor !== null) this.startEncoder(ctx, status, headers, contentType);
     if (contentType !== undefined && contentType.startsWith('text/event-stream')) {
       // SSE: headers go out now and each event as the upstream flushes it.
       res.writeHead(status, headers);
@@ -84,6 +88,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   onData(chunk: Buffer): boolean {
     if (this.discarded !== 0) return true;
     const ctx = this.ctx;
+    if (this.encoder !== null) return this.encode(chunk);
     ctx.bytesOut += chunk.length;
     if (ctx.tap !== null) ctx.tap.onData?.(chunk);
     if (this.head !== null) this.writeHead();
@@ -95,8 +100,34 @@ export class Exchange implements Dispatcher.DispatchHandler {
   onComplete(): void {
     if (this.discarded !== 0) return this.retry(null);
     this.finish(true);
+    if (this.encoder !== null) { this.encoder.end(); return; } // the client response ends when the encoder does
     if (this.head !== null) this.writeHead();
     this.ctx.res.end();
+  }
+
+  /** Routes with `compression:` only: the response head decides, then the body goes through a zlib stream. */
+  private startEncoder(ctx: RequestContext, status: number, headers: string[], contentType: string | undefined): void {
+    const enc = ctx.compressor!.begin(status, headers, contentType);
+    if (enc === null) return;
+    this.encoder = enc;
+    const res = ctx.res;
+    const resumeEncoder = () => enc.resume();
+    enc.on('data', (out: Buffer) => {
+      if (this.head !== null) this.writeHead();
+      ctx.bytesOut += out.length;
+      if (!res.write(out)) { enc.pause(); res.once('drain', resumeEncoder); }
+    });
+    enc.on('end', () => { if (this.head !== null) this.writeHead(); res.end(); });
+    enc.on('error', () => res.destroy());
+  }
+
+  private encode(chunk: Buffer): boolean {
+    const ctx = this.ctx;
+    if (ctx.tap !== null) ctx.tap.onData?.(chunk);
+    const enc = this.encoder!;
+    if (enc.write(chunk)) return true;
+    enc.once('drain', this.resume!);
+    return false;
   }
 
   private writeHead(): void {
@@ -146,6 +177,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.target.inflight--;
     const ctx = this.ctx;
     ctx.abortUpstream = null;
+    if (!ok && this.encoder !== null) this.encoder.destroy();
     if (ctx.streaming) this.rt.metrics.inflightStreams.labels('sse').dec();
     if (final && ctx.tap !== null) ctx.tap.onEnd(ok && !ctx.clientGone, ctx.status);
     if (this.rt.report !== undefined) {

@@ -28,7 +28,8 @@ export function upstreamRequestHeaders(h: IncomingHttpHeaders, f: ForwardedFacts
   const listed = connectionListed(h.connection);
   const out: Record<string, string | string[]> = {};
   for (const k in h) {
-    if ((REQUEST_DROP.has(k) && !(upgrade && UPGRADE_KEEP.has(k))) || strip.has(k) || (listed !== null && listed.has(k))) continue;
+    // HTTP/2 pseudo-headers (`:method`, `:path`, `:authority`, `:scheme`) are the request line, not headers.
+    if (k.charCodeAt(0) === 58 || (REQUEST_DROP.has(k) && !(upgrade && UPGRADE_KEEP.has(k))) || strip.has(k) || (listed !== null && listed.has(k))) continue;
     const v = h[k];
     if (v !== undefined) out[k] = v;
   }

@@ -1,18 +1,20 @@
-import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import cluster from 'node:cluster';
 import type { Config } from '../config/schema.ts';
-import { ConfigError, formatIssue } from '../config/errors.ts';
+import { ConfigError, formatIssue, formatPath } from '../config/errors.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { peerAddress } from '../server/client-ip.ts';
 import { createRequestHandler, type RequestPathSource } from '../server/handler.ts';
-import { healthz, readyz } from '../server/health.ts';
+import { healthz, livez, readyz } from '../server/health.ts';
 import { infoPage } from '../server/info.ts';
+import { Listener } from '../server/listener.ts';
+import { TlsCertificates, TlsFileError } from '../server/tls.ts';
 import { createUpgradeHandler } from '../proxy/websocket.ts';
 import { GatewayError, problemBody } from '../errors.ts';
 import { createStore, type Store } from '../state/index.ts';
@@ -57,11 +59,15 @@ export class Runtime implements RequestPathSource, GenerationHost {
   readonly storeWarn: (msg: string, err?: unknown) => void;
   readonly upstreamEvents: UpstreamTelemetry;
   readonly builtins = new Map<string, (req: IncomingMessage, res: ServerResponse) => void>();
-  readonly server: Server;
+  /** The main listener: HTTP/1.1, TLS, HTTP/2 (ALPN) or h2c, as `server.tls`/`server.http2` say (src/server/listener.ts). */
+  readonly listener: Listener;
+  /** The certificates of a TLS listener, re-read when their files change; null without `server.tls`. */
+  readonly certificates: TlsCertificates | null;
   readonly admin: Server | null;
   /** 'generation' (gen, diff) after each swap, 'reload' (ReloadResult) after each attempt, 'draining', 'closed'. */
   readonly events = new EventEmitter();
-  readonly tls = false;
+  /** The main listener terminates TLS (X-Forwarded-Proto https, HSTS). */
+  readonly tls: boolean;
   readonly startedAt = Date.now();
   readonly isDraining = (): boolean => this.draining;
   current: Generation;
@@ -80,6 +86,7 @@ export class Runtime implements RequestPathSource, GenerationHost {
     const config = first.config;
     this.settings = config;
     this.opts = opts;
+    this.tls = config.server.tls !== undefined; // generations read it (X-Forwarded-Proto)
     const log = config.observability.log;
     this.logger = opts.logger ?? createLogger({ level: log.level, format: log.format ?? (config.server.environment === 'development' ? 'pretty' : 'json'), destination: opts.logDestination });
     this.metrics = new Metrics({ defaultMetrics: opts.defaultMetrics });
@@ -115,25 +122,27 @@ export class Runtime implements RequestPathSource, GenerationHost {
       config.server.health.paths.forEach((p, i) => { links[i === 0 ? 'healthAlias' : `healthAlias${i + 1}`] = p; });
       this.builtins.set('/', infoPage({ name: config.server.info.name, environment: config.server.environment, links: { ...links, ...config.server.info.links } }));
     }
+    this.builtins.set('/livez', livez());
 
-    const limits = config.server.limits;
-    this.server = createServer({
-      maxHeaderSize: limits.maxHeaderSize,
-      headersTimeout: limits.headersTimeout,
-      requestTimeout: limits.requestTimeout,
-      keepAliveTimeout: limits.keepAliveTimeout,
-      // headers/request timeouts are only checked this often; keep it well under the shortest one
-      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.headersTimeout / 4))),
-      requireHostHeader: true,
-      noDelay: true,
-    }, createRequestHandler(this));
-    if (limits.maxConnections) this.server.maxConnections = limits.maxConnections;
-    this.server.on('upgrade', createUpgradeHandler(this, this.tunnels));
-    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket));
-    this.server.on('connection', (s: Socket) => {
-      this.metrics.activeConnections.inc();
-      s.once('close', () => this.metrics.activeConnections.dec());
-    });
+    // Certificate files are read now, so `gatehouse validate` reports a missing or mismatched one; watched from listen().
+    try {
+      this.certificates = config.server.tls !== undefined ? new TlsCertificates(config.server.tls, this.logger) : null;
+    } catch (e) {
+      void this.current.close();
+      void this.store.close();
+      if (e instanceof TlsFileError) throw new ConfigError([{ path: formatPath(e.path), message: e.message }]);
+      throw e;
+    }
+    this.listener = new Listener(config.server, this.certificates, {
+      request: createRequestHandler(this),
+      upgrade: createUpgradeHandler(this, this.tunnels),
+      clientError: (err, socket) => this.onClientError(err, socket),
+      connection: (s: Socket) => {
+        this.metrics.activeConnections.inc();
+        s.once('close', () => this.metrics.activeConnections.dec());
+      },
+      abuse: (reason) => this.metrics.http2Goaways.labels(reason).inc(),
+    }, this.logger);
     this.admin = config.admin.enabled ? createAdminServer(this) : null;
     this.metrics.configGeneration.set(this.current.id);
   }
@@ -159,7 +168,10 @@ export class Runtime implements RequestPathSource, GenerationHost {
     if (!storeReady) this.logger.warn('state store not reachable yet; rate limits and quotas follow their onError until it is');
     if (!consumersLoaded) this.logger.warn('runtime consumers not loaded yet; their keys are refused until the store answers');
     const l = this.settings.server.listen;
-    await listenOn(this.server, l.host, l.port);
+    await this.listener.listen(l.host, l.port);
+    this.certificates?.watch((options) => this.listener.setSecureContext(options), (set) => {
+      for (const c of set.certificates) this.metrics.tlsCertificateExpiry.labels(c.names[0] ?? '').set(Math.floor(c.notAfter.getTime() / 1000));
+    });
     let adminPort: number | null = null;
     if (this.admin) {
       const a = this.settings.admin.listen;
@@ -169,7 +181,7 @@ export class Runtime implements RequestPathSource, GenerationHost {
     this.live = true;
     this.current.activate(null); // active health checks run only once the gateway serves
     this.metrics.configLoadedAt.set(Math.floor(this.current.loadedAt.getTime() / 1000));
-    return { port: (this.server.address() as { port: number }).port, adminPort };
+    return { port: this.listener.port, adminPort };
   }
 
   /**
@@ -235,9 +247,10 @@ export class Runtime implements RequestPathSource, GenerationHost {
     if (this.draining) return;
     this.draining = true;
     this.events.emit('draining');
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeIdleConnections();
-    const idle = setInterval(() => this.server.closeIdleConnections(), 100);
+    // HTTP/2 connections get GOAWAY here: their open streams finish, new ones go elsewhere.
+    const closed = this.listener.close();
+    this.listener.closeIdleConnections();
+    const idle = setInterval(() => this.listener.closeIdleConnections(), 100);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((resolve) => { timer = setTimeout(resolve, graceMs); });
     const tunnelsDone = new Promise<void>((resolve) => {
@@ -248,17 +261,18 @@ export class Runtime implements RequestPathSource, GenerationHost {
     clearInterval(idle);
     clearTimeout(timer);
     for (const s of this.tunnels) s.destroy();
-    this.server.closeAllConnections();
+    this.listener.closeAllConnections();
     await this.close();
   }
 
   /** Immediate stop (tests, fatal errors). */
   async close(): Promise<void> {
     this.draining = true;
-    this.server.closeAllConnections();
+    this.certificates?.close();
+    this.listener.closeAllConnections();
     for (const s of this.tunnels) s.destroy();
     await Promise.all([
-      new Promise<void>((r) => (this.server.listening ? this.server.close(() => r()) : r())),
+      this.listener.close(),
       this.admin ? new Promise<void>((r) => { this.admin!.closeAllConnections(); this.admin!.listening ? this.admin!.close(() => r()) : r(); }) : undefined,
     ]);
     // Older generations close what only they used once their last exchange ends; the connections just cut end them.

@@ -152,7 +152,7 @@ export function failWith(ctx: RequestContext, err: GatewayError, draining: boole
   if (extra !== null) for (let i = 0; i < extra.length; i += 2) res.appendHeader(extra[i], extra[i + 1]);
   const defaults = ctx.responseDefaults;
   if (defaults !== null) for (let i = 0; i < defaults.length; i += 2) res.setHeader(defaults[i], defaults[i + 1]);
-  if (draining) res.setHeader('connection', 'close');
+  if (draining && ctx.req.httpVersionMajor !== 2) res.setHeader('connection', 'close');
   sendProblem(res, err, ctx.requestId);
   if (err.headers?.connection === 'close') res.once('finish', () => ctx.req.destroy());
 }

@@ -46,3 +46,12 @@ export function readyz(src: HealthSource) {
     json(res, ready ? 200 : 503, { ready });
   };
 }
+
+/**
+ * `/livez`: 200 while the process can answer at all. It reflects the process only, never its upstreams or its
+ * store, and stays 200 while draining: a liveness probe that failed on an upstream outage would restart every
+ * pod at once and turn an outage into a bigger one.
+ */
+export function livez() {
+  return (_req: IncomingMessage, res: ServerResponse) => json(res, 200, { live: true });
+}

@@ -10,7 +10,7 @@ export type { Store } from './store.ts';
 export function createStore(state: StateConfig, logger: Logger): Store {
   if (state.store === 'redis') {
     const r = state.redis;
-    return new RedisStore({ url: r.url, keyPrefix: r.keyPrefix, timeout: r.timeout, logger });
+    return new RedisStore({ url: r.url, sentinels: r.sentinels, masterName: r.masterName, cluster: r.cluster, username: r.username, password: r.password, sentinelPassword: r.sentinelPassword, keyPrefix: r.keyPrefix, timeout: r.timeout, logger });
   }
   return new MemoryStore();
 }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
 
 // Loaded only when a config uses the Redis store: ioredis adds ~10 MB to every process that imports it.
 const requireLazy = createRequire(import.meta.url);
@@ -11,6 +11,14 @@ import { throttledWarn } from './warn.ts';
 
 export interface RedisStoreOptions {
   url: string;
+  /** Sentinel `host:port` list: the master of `masterName` is asked for, and asked again after a failover. */
+  sentinels?: string[];
+  masterName?: string;
+  /** Cluster seed nodes `host:port`. */
+  cluster?: string[];
+  username?: string;
+  password?: string;
+  sentinelPassword?: string;
   keyPrefix: string;
   /** Deadline of every call (ms). */
   timeout: number;
@@ -38,7 +46,7 @@ const lua = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.m
  */
 export class RedisStore implements Store {
   readonly kind = 'redis' as const;
-  readonly client: Redis;
+  readonly client: Redis | Cluster;
   private readonly s: Scripts;
   private readonly prefix: string;
   private readonly timeout: number;
@@ -48,8 +56,8 @@ export class RedisStore implements Store {
     this.prefix = o.keyPrefix;
     this.timeout = o.timeout;
     this.warn = throttledWarn(o.logger, 10_000);
-    const RedisClient = (requireLazy('ioredis') as typeof import('ioredis')).Redis;
-    this.client = new RedisClient(o.url, {
+    const ioredis = requireLazy('ioredis') as typeof import('ioredis');
+    const common: RedisOptions = {
       // Fail fast while disconnected instead of queueing requests behind a dead connection.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
@@ -60,7 +68,30 @@ export class RedisStore implements Store {
       // Nothing connects until the runtime starts serving: `gatehouse validate` builds this store and exits
       // without ever opening a socket.
       lazyConnect: true,
-    });
+      ...(o.username !== undefined ? { username: o.username } : {}),
+      ...(o.password !== undefined ? { password: o.password } : {}),
+    };
+    if (o.cluster !== undefined) {
+      // Every script touches one slot (hash-tagged keys). While a master fails over, calls for its slots fail
+      // fast (the route's onError decides); ioredis follows MOVED and refreshes the slot map to the promoted replica.
+      this.client = new ioredis.Cluster(o.cluster.map(hostPort), {
+        enableOfflineQueue: false,
+        enableAutoPipelining: false,
+        lazyConnect: true,
+        scaleReads: 'master',
+        maxRedirections: 4,
+        retryDelayOnFailover: 50,
+        retryDelayOnClusterDown: 50,
+        slotsRefreshTimeout: Math.max(1000, o.timeout * 4),
+        clusterRetryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+        redisOptions: common,
+      });
+    } else if (o.sentinels !== undefined) {
+      // The sentinels name the master; after a failover the old master's connection drops and ioredis asks again.
+      this.client = new ioredis.Redis({ ...common, sentinels: o.sentinels.map(hostPort), name: o.masterName ?? 'mymaster', role: 'master', failoverDetector: true, ...(o.sentinelPassword !== undefined ? { sentinelPassword: o.sentinelPassword } : {}) });
+    } else {
+      this.client = new ioredis.Redis(o.url, common);
+    }
     // Without a listener ioredis prints every connection error to the console.
     this.client.on('error', (err: Error) => this.warn('redis store: connection error', err));
     let wasReady = false;
@@ -258,4 +289,10 @@ function groups(partitions: readonly string[]): Array<[number, number]> {
 /** Braces would change the hash tag; "%" is escaped so the mapping stays one to one. */
 function escapeTag(s: string): string {
   return /[{}%]/.test(s) ? s.replace(/%/g, '%25').replace(/\{/g, '%7B').replace(/\}/g, '%7D') : s;
+}
+
+/** `host:port` (or `[v6]:port`) as ioredis wants a node. */
+function hostPort(s: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(s.replace(/^rediss?:\/\//, ''));
+  return m ? { host: m[1] ?? m[2], port: Number(m[3]) } : { host: s, port: 6379 };
 }

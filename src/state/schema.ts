@@ -3,7 +3,17 @@ import { obj, duration } from '../config/zod-helpers.ts';
 
 /** The `state:` section: which store holds rate limits, quotas, usage and runtime consumers. A leaf module. */
 export const redisOptionsSchema = obj({
+  /** A single Redis (also the fallback when neither `sentinels` nor `cluster` is given). */
   url: z.string().prefault('redis://127.0.0.1:6379'),
+  /** Redis Sentinel: the sentinels (`host:port`) to ask for the current master of `masterName`. */
+  sentinels: z.array(z.string().min(1)).min(1).optional(),
+  masterName: z.string().prefault('mymaster'),
+  /** Redis Cluster: seed nodes (`host:port`); the rest is discovered. Keys are hash-tagged, one slot per script. */
+  cluster: z.array(z.string().min(1)).min(1).optional(),
+  /** Credentials for Sentinel- or Cluster-managed nodes (a single Redis takes them in `url`). */
+  username: z.string().optional(),
+  password: z.string().optional(),
+  sentinelPassword: z.string().optional(),
   keyPrefix: z.string().prefault('gh:'),
   timeout: duration.prefault('50ms'),
   onError: z.enum(['open', 'closed']).prefault('open'),
