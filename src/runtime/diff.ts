@@ -44,6 +44,8 @@ export const RESTART_KEYS: ReadonlyArray<readonly string[]> = [
   ['state', 'redis', 'url'],
   ['state', 'redis', 'keyPrefix'],
   ['state', 'redis', 'timeout'],
+  ['state', 'leaseTtl'],
+  ['state', 'cacheSize'],
   ['observability', 'log', 'format'],
   ['observability', 'metrics'],
 ];

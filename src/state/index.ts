@@ -12,5 +12,5 @@ export function createStore(state: StateConfig, logger: Logger): Store {
     const r = state.redis;
     return new RedisStore({ url: r.url, keyPrefix: r.keyPrefix, timeout: r.timeout, logger });
   }
-  return new MemoryStore();
+  return new MemoryStore({ cacheBytes: state.cacheSize });
 }
