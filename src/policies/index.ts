@@ -14,6 +14,7 @@ import { claimBindingPolicy } from './claim-binding.ts';
 import { requestTransformPolicy } from './request-transform.ts';
 import { requestValidationPolicy } from './request-validation.ts';
 import { headerRulesPolicy } from './header-rules.ts';
+import { modelsPolicy } from './models.ts';
 
 /**
  * Every policy, in the order a request meets them:
@@ -26,7 +27,7 @@ import { headerRulesPolicy } from './header-rules.ts';
  */
 export const POLICIES: ReadonlyArray<Policy<Config, RouteConfig>> = [
   corsPolicy, securityHeadersPolicy, contentTypePolicy, authPolicy, forwardAuthPolicy, captchaPolicy,
-  routeTogglePolicy, claimBindingPolicy, requestTransformPolicy, requestValidationPolicy, headerRulesPolicy,
+  routeTogglePolicy, claimBindingPolicy, requestTransformPolicy, requestValidationPolicy, modelsPolicy, headerRulesPolicy,
   rateLimitPolicy, quotaPolicy,
 ];
 
