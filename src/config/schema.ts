@@ -18,6 +18,9 @@ import { headerRulesRouteKeys } from '../policies/header-rules.ts';
 import { rateLimitRule, rateLimitRouteKeys } from '../policies/rate-limit.ts';
 import { planQuotaSchema, quotaRouteKeys } from '../policies/quota.ts';
 import { modelsRouteKeys } from '../policies/models.ts';
+import { concurrencyRouteKeys, concurrencyRule } from '../policies/concurrency.ts';
+import { cacheRouteKeys } from '../policies/response-cache.ts';
+import { promptGuardRouteKeys } from '../policies/prompt-guard.ts';
 import { pricingSchema } from '../metering/pricing.ts';
 
 /**
@@ -64,15 +67,20 @@ export const routeSchema = obj({
   ...bindRouteKeys,
   ...transformRouteKeys,
   ...validateRouteKeys,
+  ...promptGuardRouteKeys,
   ...modelsRouteKeys,
   ...headerRulesRouteKeys,
   ...rateLimitRouteKeys,
+  ...concurrencyRouteKeys,
   ...quotaRouteKeys,
+  ...cacheRouteKeys,
 });
 
 export const planSchema = obj({
   rateLimit: z.array(rateLimitRule).prefault([]),
   quota: planQuotaSchema.optional(),
+  /** Requests in flight per consumer on the plan, across its routes (src/policies/concurrency.ts). */
+  concurrency: concurrencyRule.optional(),
 });
 
 // ---- the whole file ------------------------------------------------------------

@@ -66,10 +66,12 @@ export class UsageMeter implements ResponseTap {
       if (!tokens.found && (status < 200 || status >= 300)) tokens = { input: 0, output: 0, total: 0, found: false };
     }
     const ai = ctx.ai;
-    const model = ai !== null ? ai.model : this.parser.model;
+    // A hit (or a request no attempt was made for) has no answering upstream: the model asked for stands.
+    const answered = ai !== null && ai.upstream !== '';
+    const model = ai !== null ? (answered ? ai.model : ai.requested) : this.parser.model;
     const s: Settlement = {
       refund, status, tokens, bytes: refund ? 0 : ctx.bytesIn + this.parser.bytes, cached: hit,
-      upstream: ai?.upstream, model, label: ai !== null ? ai.label : this.label(model),
+      upstream: ai !== null ? (answered ? ai.upstream : '-') : undefined, model, label: answered ? ai.label : this.label(model),
     };
     if (this.metrics !== null && ctx.route !== null) this.metrics.record(ctx.route.name, s, ctx.identity?.consumer ?? ctx.identity?.id);
     for (const fn of this.listeners) fn(s);
