@@ -84,7 +84,7 @@ export class UsageParser {
     if (this.input >= 0 || this.output >= 0 || this.total >= 0) {
       const input = Math.max(0, this.input);
       const output = Math.max(0, this.output);
-      return { input, output, total: this.total >= 0 ? Math.max(this.total, input + output) : input + output, found: true, cached: Math.max(0, this.cachedInput) };
+      return { input, output, total: this.total >= 0 ? Math.max(this.total, input + output) : input + output, found: true, ...(this.cachedInput > 0 ? { cached: this.cachedInput } : {}) };
     }
     return { input: 0, output: 0, total: Math.ceil(this.bytes / BYTES_PER_TOKEN), found: false };
   }
