@@ -127,7 +127,8 @@ async function stream(stub: LlmStub, res: ServerResponse, model: string, cutAfte
   const events = sseEvents(stub, model);
   for (let i = 0; i < events.length; i++) {
     if (res.destroyed) return;
-    if (cutAfter !== undefined && i === cutAfter) { res.socket?.destroy(); return; }
+    // let what was written reach the gateway first: the failure is after the first byte
+    if (cutAfter !== undefined && i === cutAfter) { await new Promise((r) => setTimeout(r, 50)); res.socket?.destroy(); return; }
     res.write(events[i]);
     if (stub.eventDelayMs > 0) await new Promise((r) => setTimeout(r, stub.eventDelayMs));
   }
