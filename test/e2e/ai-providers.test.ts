@@ -142,7 +142,7 @@ test('failover before the first byte: 429 and 503 move to the next candidate; ea
   assert.equal(r3.status, 200);
   assert.equal(r3.json().model, 'llama-3.3-70b');
 
-  const lines = await eventually(() => { const a = access(g); return a.length >= 3 ? a : null; });
+  const lines = (await eventually(() => { const a = access(g); return a.length >= 3 ? a : null; }))!;
   assert.deepEqual((lines[0].attempts as Array<{ upstream: string; result: string; status: number }>).map((a) => [a.upstream, a.result, a.status]), [['openai', 'http_429', 429], ['local', 'ok', 200]]);
   assert.deepEqual((lines[1].attempts as Array<{ result: string }>).map((a) => a.result), ['http_5xx', 'ok']);
   assert.deepEqual((lines[2].attempts as Array<{ result: string }>).map((a) => a.result), ['connect', 'ok']);
