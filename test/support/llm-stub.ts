@@ -81,6 +81,9 @@ export async function startLlmStub(name: string, shape: Shape): Promise<LlmStub>
         if (ok) stub.completed++; else stub.aborted++;
       };
       res.on('close', () => end(res.writableFinished));
+      // Counted out just before the last byte is written: the gateway cannot see the end earlier, so a request it
+      // sends after seeing it is never counted together with this one (a 'close' event may come later than that).
+      (res as ServerResponse & { done?: () => void }).done = () => end(true);
       const model = typeof body.model === 'string' ? body.model : 'unknown';
       if (body.stream === true) void stream(stub, res, model, f?.cutAfterEvents);
       else json(stub, res, model);
@@ -99,6 +102,7 @@ function json(stub: LlmStub, res: ServerResponse, model: string): void {
     : { id: 'msg_1', type: 'message', role: 'assistant', model, content: [{ type: 'text', text }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: stub.usage.input, output_tokens: stub.usage.output } };
   const b = JSON.stringify(out);
   res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(b) });
+  (res as ServerResponse & { done?: () => void }).done?.();
   res.end(b);
 }
 
@@ -129,8 +133,9 @@ async function stream(stub: LlmStub, res: ServerResponse, model: string, cutAfte
     if (res.destroyed) return;
     // let what was written reach the gateway first: the failure is after the first byte
     if (cutAfter !== undefined && i === cutAfter) { await new Promise((r) => setTimeout(r, 50)); res.socket?.destroy(); return; }
+    if (i === events.length - 1) (res as ServerResponse & { done?: () => void }).done?.();
     res.write(events[i]);
-    if (stub.eventDelayMs > 0) await new Promise((r) => setTimeout(r, stub.eventDelayMs));
+    if (stub.eventDelayMs > 0 && i < events.length - 1) await new Promise((r) => setTimeout(r, stub.eventDelayMs));
   }
   res.end();
 }
