@@ -45,7 +45,7 @@ interface Needs extends LabelNeeds {
   state: { leaseTtl: number };
   observability: { metrics: { models?: readonly string[] } };
   upstreams: Readonly<Record<string, { provider?: string }>>;
-  routes: ReadonlyArray<{ models?: RouteModels; failover?: RouteFailover; websocket: boolean; match: { methods?: readonly string[] } }>;
+  routes: ReadonlyArray<{ upstream: string; models?: RouteModels; failover?: RouteFailover; websocket: boolean; match: { methods?: readonly string[] } }>;
 }
 type Route = { name: string; models?: RouteModels; failover?: RouteFailover };
 
@@ -60,6 +60,8 @@ export const modelsPolicy: Policy<Needs, Route> = {
     c.routes.forEach((r, i) => {
       if (r.failover !== undefined && r.models === undefined) out.push({ path: ['routes', i, 'failover'], message: 'failover moves between the candidates of models:; this route has none' });
       if (r.models === undefined) return;
+      const named = Object.values(r.models).some((cands) => cands.some((x) => x.upstream === r.upstream));
+      if (!named && !Object.hasOwn(c.upstreams, r.upstream)) out.push({ path: ['routes', i, 'upstream'], message: `unknown upstream "${r.upstream}" (known: ${known.join(', ')})` });
       if (r.websocket) out.push({ path: ['routes', i, 'models'], message: 'a WebSocket handshake has no body to route by' });
       if (r.match.methods !== undefined && !r.match.methods.some((m) => m === 'POST' || m === 'PUT' || m === 'PATCH')) out.push({ path: ['routes', i, 'models'], message: 'models route by the request body; this route takes no method with a body (add POST)' });
       for (const [name, cands] of Object.entries(r.models)) {
