@@ -23,6 +23,8 @@ export interface Candidate {
   readonly upstream: Upstream;
   /** The model name the upstream receives; undefined: the client's. */
   readonly model: string | undefined;
+  /** Its cooling key when the model is fixed (compiled once); null: built from the client's model per request. */
+  readonly key: string | null;
 }
 
 /** Per route, compiled once. */
@@ -52,13 +54,16 @@ export class ModelAttempts implements AttemptPlan {
   private readonly at: { start: number; end: number };
   /** A body larger than the peek: the rest streams once, so only the first attempt can send it. */
   private readonly streamed: TopLevelFieldScanner | null;
-  private readonly bodies = new Map<string, Buffer>();
+  /** The last body built (a failover to a candidate with the same model reuses it). */
+  private lastModel = '';
+  private lastBody: Buffer | null = null;
   private cool: number[] = [];
   private i = -1;
   private lease: Lease | null = null;
   private t0 = 0;
   /** Why candidates were passed over without an attempt (the refusal when none is left). */
   private busy: Upstream | null = null;
+  private guarded = false;
 
   constructor(r: ModelRoute, ctx: RequestContext, ai: ModelExchange, cands: readonly Candidate[], body: Buffer, at: { start: number; end: number }, streamed: TopLevelFieldScanner | null) {
     this.r = r;
@@ -68,8 +73,6 @@ export class ModelAttempts implements AttemptPlan {
     this.body = body;
     this.at = at;
     this.streamed = streamed;
-    // However the exchange ends, an attempt's lease goes back (normally `ended` already gave it).
-    ctx.finally(() => { if (this.lease !== null) { this.r.leases!.release(this.lease); this.lease = null; } });
   }
 
   start(send: (t: Target) => void, fail: (err: unknown) => void): void {
@@ -161,7 +164,12 @@ export class ModelAttempts implements AttemptPlan {
   }
 
   private leased(i: number, x: LeaseResult & { lease: Lease | null }): boolean {
-    if (x.ok) { this.lease = x.lease; return true; }
+    if (x.ok) {
+      this.lease = x.lease;
+      // However the exchange ends, an attempt's lease goes back (normally `ended` already gave it).
+      if (x.lease !== null && !this.guarded) { this.guarded = true; this.ctx.finally(() => { if (this.lease !== null) { this.r.leases!.release(this.lease); this.lease = null; } }); }
+      return true;
+    }
     const c = this.cands[i];
     this.busy = c.upstream;
     this.record(c.upstream.name, c.model ?? this.ai.requested, 'busy', 0, 0);
@@ -205,18 +213,17 @@ export class ModelAttempts implements AttemptPlan {
       const length = cl === undefined ? -1 : Number(cl) + prefix.length - this.body.length;
       return { open: () => ({ body: out, length }) };
     }
-    let b = this.bodies.get(model);
-    if (b === undefined) {
-      b = same ? this.body : splice(this.body, this.at, Buffer.from(JSON.stringify(model)));
-      this.bodies.set(model, b);
+    if (this.lastBody === null || this.lastModel !== model) {
+      this.lastBody = same ? this.body : splice(this.body, this.at, Buffer.from(JSON.stringify(model)));
+      this.lastModel = model;
     }
-    const body = b;
+    const body = this.lastBody;
     return { open: () => ({ body, length: body.length }) };
   }
 
   /** A candidate's cooling key: its upstream and the model it receives (providers limit per model). */
   private key(c: Candidate): string {
-    return `${c.upstream.name}\t${c.model ?? this.ai.requested}`;
+    return c.key ?? coolingKey(c.upstream.name, this.ai.requested);
   }
 
   /** While a store call is out: a client that leaves cancels what would follow. Returns "still wanted?". */
@@ -228,7 +235,7 @@ export class ModelAttempts implements AttemptPlan {
 
   private record(upstream: string, model: string, result: string, status: number, ms: number): void {
     this.ai.attempts.push({ upstream, model, result, status, ms: Math.round(ms * 100) / 100 });
-    this.r.metrics.attempts.labels(this.r.route, upstream, this.r.label(model), result).inc();
+    this.r.metrics.count(this.r.route, upstream, this.r.label(model), result);
   }
 
   /** What the client reads when no candidate can take the request. */
@@ -248,9 +255,21 @@ export class ModelAttempts implements AttemptPlan {
 }
 
 
+export function coolingKey(upstream: string, model: string): string {
+  return `${upstream}\t${model}`;
+}
+
 /** Model-routing metrics, registered once per registry (reloads compile routes again; instruments stay). */
 export class ModelMetrics {
   readonly attempts: Counter<string>;
+  /** Label children by route, upstream, model label and result: prom-client hashes labels on every labels() call. */
+  private readonly children = new Map<string, { inc(): void }>();
+  count(route: string, upstream: string, model: string, result: string): void {
+    const k = `${route}\t${upstream}\t${model}\t${result}`;
+    let c = this.children.get(k);
+    if (c === undefined) { c = this.attempts.labels(route, upstream, model, result); this.children.set(k, c); }
+    c.inc();
+  }
   constructor(m: Metrics) {
     this.attempts = new Counter({
       name: 'gatehouse_model_attempts_total',

@@ -9,7 +9,7 @@ import { TopLevelFieldScanner } from '../pipeline/json-top-level.ts';
 import { ModelTable } from '../metering/model-names.ts';
 import { modelLabels, type LabelNeeds } from '../metering/model-labels.ts';
 import { leasesFor } from '../state/leases.ts';
-import { ModelAttempts, modelMetrics, type Candidate, type ModelRoute } from './model-attempts.ts';
+import { ModelAttempts, coolingKey, modelMetrics, type Candidate, type ModelRoute } from './model-attempts.ts';
 
 /**
  * Model routing (`models:` on a route): the JSON body's top-level `model` chooses an ordered list of candidates
@@ -76,7 +76,7 @@ export const modelsPolicy: Policy<Needs, Route> = {
   compile({ config, route, env }) {
     const models = route.models;
     if (models === undefined) return undefined;
-    const table = new ModelTable(Object.entries(models).map(([name, cands]) => [name, cands.map((x): Candidate => ({ upstream: env.upstreams.get(x.upstream)!, model: x.model }))] as const));
+    const table = new ModelTable(Object.entries(models).map(([name, cands]) => [name, cands.map((x): Candidate => ({ upstream: env.upstreams.get(x.upstream)!, model: x.model, key: x.model !== undefined ? coolingKey(x.upstream, x.model) : null }))] as const));
     const f = route.failover ?? DEFAULT_FAILOVER;
     const statuses = new Uint8Array(600);
     for (const o of f.on) {
