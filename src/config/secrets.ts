@@ -51,7 +51,8 @@ export function checkSecrets(c: Config): Issue[] {
     if (why !== null) flag(['auth', 'jwt', i, 'secret'], why);
   });
   for (const [name, u] of Object.entries(c.upstreams)) {
-    if (u.apiKey === undefined) {
+    // An openai-compatible server may take no key: `apiKey: "${VLLM_KEY:-}"` left empty means none.
+    if (u.apiKey === undefined || (u.apiKey === '' && u.provider === 'openai-compatible')) {
       if (u.provider === 'openai' || u.provider === 'anthropic') flag(['upstreams', name, 'apiKey'], `is not set (a ${u.provider} upstream needs the provider's key)`);
       continue;
     }

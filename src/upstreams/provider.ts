@@ -15,7 +15,7 @@ const CLIENT_CREDENTIALS = ['authorization', 'x-api-key', 'api-key', 'openai-org
 export const ANTHROPIC_VERSION = '2023-06-01';
 
 export function providerHeaders(cfg: Pick<UpstreamConfig, 'provider' | 'apiKey'>): HeaderEdit | null {
-  const key = cfg.apiKey;
+  const key = cfg.apiKey === '' ? undefined : cfg.apiKey;
   switch (cfg.provider) {
     case undefined: return null;
     case 'anthropic':
