@@ -44,7 +44,7 @@ routes:
   const routed = await call(`${g.url}/routed`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': 'k-acme' }, body: body(false) });
   assert.equal(routed.status, 200);
   assert.equal(b.received.length, 1);
-  const line = await eventually(() => g.logs.find((l) => l.type === 'access' && l.route === 'routed'));
+  const line = (await eventually(() => g.logs.find((l) => l.type === 'access' && l.route === 'routed')))!;
   assert.deepEqual((line.attempts as Array<{ result: string }>).map((x) => x.result), ['busy', 'ok']);
   await first.body.dump();
   // route limit 2 per consumer: a third concurrent stream of acme is refused, zed's is not
