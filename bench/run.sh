@@ -170,7 +170,7 @@ set +m
 MICRO=$WORK/micro.txt; : > "$MICRO"
 if [ "$MICRO_BENCH" = 1 ]; then
   JN=20000 LN=3000 RN=20000; [ "$QUICK" = 1 ] && JN=5000 LN=1000 RN=5000
-  for c in "bench/jwt-verify.ts --n $JN --rounds 3" "bench/limiter.ts --requests $LN" "bench/request-rules.ts --n $RN --rounds 3 --requests $RN"; do
+  for c in "bench/jwt-verify.ts --n $JN --rounds 3" "bench/limiter.ts --requests $LN" "bench/request-rules.ts --n $RN --rounds 3 --requests $RN" "bench/ai-routing.ts --n $RN --rounds 3 --requests $RN"; do
     log "micro: node --import tsx $c"
     { echo "\$ node --import tsx $c"; (cd "$REPO" && node --import tsx $c) 2>&1; echo; } >> "$MICRO"
   done

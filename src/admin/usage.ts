@@ -1,6 +1,7 @@
 import { adminProblem, sendJson, type AdminHandler, type AdminHost } from './http.ts';
 import type { QuotaSpec } from '../state/store.ts';
 import { USAGE_RETENTION_DAYS } from '../state/memory.ts';
+import { formatMicros } from '../metering/pricing.ts';
 
 const DAY = 86_400_000;
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
@@ -37,12 +38,25 @@ function usage(host: AdminHost): AdminHandler {
     if (pq?.requests) specs.push({ kind: 'requests', ...pq.requests });
     if (pq?.tokens) specs.push({ kind: 'tokens', ...pq.tokens });
     if (pq?.bytes) specs.push({ kind: 'bytes', ...pq.bytes });
+    if (pq?.cost) specs.push({ kind: 'cost', ...pq.cost });
 
     try {
-      const [rows, quotas] = await Promise.all([store.usage(consumer, days), store.quotaStatus(consumer, specs)]);
-      const totals: Record<string, Record<string, number>> = {};
-      for (const r of rows) (totals[r.route] ??= {})[r.type] = (totals[r.route][r.type] ?? 0) + r.value;
-      sendJson(res, 200, { consumer, plan: plan ?? null, from: days[0], to: days[days.length - 1], store: store.kind, quotas, totals, records: rows });
+      const [rows, status] = await Promise.all([store.usage(consumer, days), store.quotaStatus(consumer, specs)]);
+      // Cost is kept in micro-units (exact integers); amounts are shown beside them in the pricing currency.
+      const quotas = status.map((q) => (q.kind === 'cost' ? { ...q, usedAmount: formatMicros(q.used), limitAmount: formatMicros(q.limit) } : q));
+      const totals: Record<string, Record<string, number | string>> = {};
+      const models = new Map<string, Record<string, number | string>>();
+      for (const r of rows) {
+        const t = (totals[r.route] ??= {});
+        t[r.type] = ((t[r.type] as number | undefined) ?? 0) + r.value;
+        if (r.upstream === undefined) continue;
+        const k = `${r.route}\t${r.upstream}\t${r.model}`;
+        let m = models.get(k);
+        if (m === undefined) { m = { route: r.route, upstream: r.upstream, model: r.model ?? '' }; models.set(k, m); }
+        m[r.type] = ((m[r.type] as number | undefined) ?? 0) + r.value;
+      }
+      for (const t of [...Object.values(totals), ...models.values()]) if (typeof t.cost_micros === 'number') t.cost = formatMicros(t.cost_micros);
+      sendJson(res, 200, { consumer, plan: plan ?? null, from: days[0], to: days[days.length - 1], store: store.kind, currency: config.pricing?.currency ?? null, quotas, totals, byModel: [...models.values()], records: rows });
     } catch {
       adminProblem(req, res, 'store_unavailable', 'The state store did not answer.', { headers: { 'retry-after': '1' } });
     }

@@ -40,7 +40,8 @@ export function checkConfig(c: Config): Issue[] {
 
   c.routes.forEach((r, i) => {
     const at = (...p: PropertyKey[]) => ['routes', i, ...p];
-    if (!Object.hasOwn(c.upstreams, r.upstream)) out.push({ path: at('upstream'), message: unknown('upstream', r.upstream, upstreams) });
+    // a models route: its candidates are checked (src/policies/models.ts); the first one stands for the route
+    if (r.models === undefined && !Object.hasOwn(c.upstreams, r.upstream)) out.push({ path: at('upstream'), message: unknown('upstream', r.upstream, upstreams) });
     if ((r.match.path === undefined) === (r.match.paths === undefined)) out.push({ path: at('match'), message: 'give exactly one of path or paths' });
     if (r.rewrite?.path !== undefined && (r.rewrite.stripPrefix !== undefined || r.rewrite.addPrefix !== undefined)) out.push({ path: at('rewrite'), message: 'rewrite.path replaces the whole path; do not combine it with stripPrefix/addPrefix' });
     if (r.websocket && r.match.body !== undefined) out.push({ path: at('match', 'body'), message: 'a WebSocket handshake has no body to match; use match.headers or match.query' });

@@ -70,6 +70,17 @@ export function loadConfigText(text: string, file = 'gatehouse.yaml', opts: Load
   }
   if (issues.length) throw new ConfigError(issues);
 
+  // A provider key written into the file would sit in version control and every copy of it: it must come from the environment.
+  const ups = doc.get('upstreams', true);
+  if (isMap(ups)) {
+    for (const pair of ups.items) {
+      const key = isMap(pair.value) ? pair.value.get('apiKey', true) : undefined;
+      if (isScalar(key) && typeof key.value === 'string' && !key.value.includes('${')) {
+        issues.push({ file, ...at(key.range?.[0]), path: `upstreams.${String(isScalar(pair.key) ? pair.key.value : pair.key)}.apiKey`, message: 'an API key is read from the environment, never written in the file: apiKey: "${OPENAI_API_KEY}"' });
+      }
+    }
+  }
+
   // Keys whose variable is missing: the schema's complaint about the placeholder left there would only repeat it.
   const unset = new Set<string>();
   interpolateDocument(doc, env, (node, path, name) => {

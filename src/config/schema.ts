@@ -19,6 +19,11 @@ import { rateLimitRule, rateLimitRouteKeys } from '../policies/rate-limit.ts';
 import { planQuotaSchema, quotaRouteKeys } from '../policies/quota.ts';
 import { compressionRouteKeys } from '../policies/compression.ts';
 import { tlsSchema, http2Schema } from '../server/listener-schema.ts';
+import { modelsRouteKeys } from '../policies/models.ts';
+import { concurrencyRouteKeys, concurrencyRule } from '../policies/concurrency.ts';
+import { cacheRouteKeys } from '../policies/response-cache.ts';
+import { promptGuardRouteKeys } from '../policies/prompt-guard.ts';
+import { pricingSchema } from '../metering/pricing.ts';
 
 /**
  * The configuration contract (see docs/configuration.md), composed here from the parts that own them: each
@@ -45,7 +50,8 @@ export const routeSchema = obj({
     query: z.record(z.string(), valueCondition).optional(),
     body: obj({ field: z.string(), equals: z.string().optional(), in: z.array(z.string()).optional(), prefix: z.string().optional() }).optional(),
   }),
-  upstream: z.string(),
+  /** Optional on a route with `models:` (its candidates name their upstreams). */
+  upstream: z.string().optional(),
   timeout: timeoutSchema.optional(),
   rewrite: obj({ stripPrefix: z.string().optional(), addPrefix: z.string().optional(), path: z.string().optional() }).optional(),
   websocket: z.boolean().prefault(false),
@@ -63,15 +69,21 @@ export const routeSchema = obj({
   ...bindRouteKeys,
   ...transformRouteKeys,
   ...validateRouteKeys,
+  ...promptGuardRouteKeys,
+  ...modelsRouteKeys,
   ...headerRulesRouteKeys,
   ...rateLimitRouteKeys,
+  ...concurrencyRouteKeys,
   ...quotaRouteKeys,
   ...compressionRouteKeys,
+  ...cacheRouteKeys,
 });
 
 export const planSchema = obj({
   rateLimit: z.array(rateLimitRule).prefault([]),
   quota: planQuotaSchema.optional(),
+  /** Requests in flight per consumer on the plan, across its routes (src/policies/concurrency.ts). */
+  concurrency: concurrencyRule.optional(),
 });
 
 // ---- the whole file ------------------------------------------------------------
@@ -117,6 +129,8 @@ export const configSchema = obj({
       enabled: z.boolean().prefault(true),
       /** Add a `consumer` label to token counters (unbounded cardinality: one series per consumer). */
       consumerLabels: z.boolean().prefault(false),
+      /** Model names the `model` label of token metrics may take (others are "other"); default: the models the config names. */
+      models: z.array(z.string()).optional(),
     }).prefault({}),
   }).prefault({}),
   state: stateSchema.prefault({}),
@@ -124,6 +138,8 @@ export const configSchema = obj({
   consumers: z.array(consumerSchema).prefault([]),
   plans: z.record(z.string(), planSchema).prefault({}),
   captcha: z.record(z.string(), captchaSchema).prefault({}),
+  /** Prices per model, for `quota.usage: cost` budgets (docs/ai-traffic.md). */
+  pricing: pricingSchema.optional(),
   upstreams: z.record(z.string(), upstreamSchema),
   defaults: obj({ auth: authModeSchema.optional(), timeout: timeoutSchema.optional(), plan: z.string().optional() }).prefault({}),
   routes: z.array(routeSchema).min(1, 'a gateway needs at least one route'),
@@ -137,7 +153,9 @@ export type ParsedRoute = ParsedConfig['routes'][number];
  * A route after the normalize pass: its unique name, its auth mode, timeouts and body limit resolved once, so
  * nothing downstream resolves a default again.
  */
-export type RouteConfig = Omit<ParsedRoute, 'name' | 'auth' | 'timeout' | 'enabled' | 'validate'> & {
+export type RouteConfig = Omit<ParsedRoute, 'name' | 'auth' | 'timeout' | 'enabled' | 'validate' | 'upstream'> & {
+  /** The declared upstream, or (a `models:` route) the first candidate's. */
+  upstream: string;
   /** The declared name, or `METHODS path` (with `#index` when that repeats). */
   name: string;
   /** Position in the file: issues and compiled routes refer to it. */

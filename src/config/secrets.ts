@@ -50,6 +50,15 @@ export function checkSecrets(c: Config): Issue[] {
     const why = placeholderReason(p.secret) ?? (bytes < MIN_HS_SECRET_BYTES ? `is ${bytes} bytes; HS secrets need at least ${MIN_HS_SECRET_BYTES} random bytes` : null);
     if (why !== null) flag(['auth', 'jwt', i, 'secret'], why);
   });
+  for (const [name, u] of Object.entries(c.upstreams)) {
+    // An openai-compatible server may take no key: `apiKey: "${VLLM_KEY:-}"` left empty means none.
+    if (u.apiKey === undefined || (u.apiKey === '' && u.provider === 'openai-compatible')) {
+      if (u.provider === 'openai' || u.provider === 'anthropic') flag(['upstreams', name, 'apiKey'], `is not set (a ${u.provider} upstream needs the provider's key)`);
+      continue;
+    }
+    const why = placeholderReason(u.apiKey) ?? (/^(sk-)?(x+|\.+|\*+|test|dummy|fake)$/i.test(u.apiKey.trim()) ? 'is a placeholder value' : null);
+    if (why !== null) flag(['upstreams', name, 'apiKey'], why);
+  }
   // An empty admin token means "no token" (the admin listener is loopback by default); a set one must be real.
   if (c.admin.token !== '') {
     const why = placeholderReason(c.admin.token);

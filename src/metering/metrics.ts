@@ -14,12 +14,14 @@ export class MeteringMetrics {
   readonly rateLimited: Counter<string>;
   readonly quotaExceeded: Counter<string>;
   readonly storeErrors: Counter<string>;
+  readonly cost: Counter<string>;
   private readonly byConsumer: boolean;
 
   constructor(m: Metrics, byConsumer: boolean) {
     const registers = [m.registry];
     this.byConsumer = byConsumer;
-    this.tokens = new Counter({ name: 'gatehouse_tokens_total', help: 'LLM tokens settled from responses, by route and type (input, output, estimated when no usage block arrived).', labelNames: byConsumer ? ['route', 'type', 'consumer'] : ['route', 'type'], registers });
+    this.tokens = new Counter({ name: 'gatehouse_tokens_total', help: 'LLM tokens settled from responses, by route, type (input, output, estimated when no usage block arrived) and model (names the config knows; other models are "other", none known "none").', labelNames: byConsumer ? ['route', 'type', 'model', 'consumer'] : ['route', 'type', 'model'], registers });
+    this.cost = new Counter({ name: 'gatehouse_cost_micros_total', help: 'What settled requests cost, in micro-units of the pricing currency (routes with quota usage: cost), by route and model.', labelNames: ['route', 'model'], registers });
     this.settlements = new Counter({ name: 'gatehouse_usage_settlements_total', help: 'Metered exchanges by outcome (charged, refunded).', labelNames: ['route', 'outcome'], registers });
     this.rateLimited = new Counter({ name: 'gatehouse_rate_limited_total', help: 'Requests refused with 429, by route.', labelNames: ['route'], registers });
     this.quotaExceeded = new Counter({ name: 'gatehouse_quota_exceeded_total', help: 'Requests refused with 402, by route and quota.', labelNames: ['route', 'quota'], registers });
@@ -31,9 +33,9 @@ export class MeteringMetrics {
     if (s.refund || s.tokens.total === 0) return;
     const c = this.byConsumer ? [consumer ?? '-'] : [];
     if (s.tokens.found) {
-      if (s.tokens.input) this.tokens.labels(route, 'input', ...c).inc(s.tokens.input);
-      if (s.tokens.output) this.tokens.labels(route, 'output', ...c).inc(s.tokens.output);
-    } else this.tokens.labels(route, 'estimated', ...c).inc(s.tokens.total);
+      if (s.tokens.input) this.tokens.labels(route, 'input', s.label, ...c).inc(s.tokens.input);
+      if (s.tokens.output) this.tokens.labels(route, 'output', s.label, ...c).inc(s.tokens.output);
+    } else this.tokens.labels(route, 'estimated', s.label, ...c).inc(s.tokens.total);
   }
 }
 

@@ -6,6 +6,8 @@ export interface TokenUsage {
   output: number;
   total: number;
   found: boolean;
+  /** Input tokens served from the provider's prompt cache (a part of `input`, priced as `cachedInput`). */
+  cached?: number;
 }
 
 /** How one exchange ended, as far as billing is concerned. */
@@ -17,6 +19,13 @@ export interface Settlement {
   tokens: TokenUsage;
   /** Request body bytes plus response body bytes. */
   bytes: number;
+  /** The upstream and model that answered, when model routing chose them; else the model the response named. */
+  upstream?: string;
+  model?: string;
+  /** The `model` metric label (bounded by the config). */
+  label: string;
+  /** Answered from the response cache: 0 tokens, 0 cost. */
+  cached: boolean;
 }
 
 /** JSON bodies up to this size are parsed whole; past it only a tail is kept and searched. */
@@ -51,6 +60,9 @@ export class UsageParser {
   private input = -1;
   private output = -1;
   private total = -1;
+  private cachedInput = -1;
+  /** The model the response names (OpenAI: `model`; Anthropic: `message.model` in streams). */
+  model: string | undefined = undefined;
 
   onHeaders(contentType: string | undefined): void {
     const ct = contentType?.toLowerCase() ?? '';
@@ -72,7 +84,7 @@ export class UsageParser {
     if (this.input >= 0 || this.output >= 0 || this.total >= 0) {
       const input = Math.max(0, this.input);
       const output = Math.max(0, this.output);
-      return { input, output, total: this.total >= 0 ? Math.max(this.total, input + output) : input + output, found: true };
+      return { input, output, total: this.total >= 0 ? Math.max(this.total, input + output) : input + output, found: true, ...(this.cachedInput > 0 ? { cached: this.cachedInput } : {}) };
     }
     return { input: 0, output: 0, total: Math.ceil(this.bytes / BYTES_PER_TOKEN), found: false };
   }
@@ -91,7 +103,11 @@ export class UsageParser {
     const text = Buffer.concat(this.chunks).toString('utf8');
     this.chunks = [];
     if (!this.overflow) {
-      try { this.read((JSON.parse(text) as { usage?: unknown } | null)?.usage); } catch { /* not JSON after all */ }
+      try {
+        const o = JSON.parse(text) as { usage?: unknown; model?: unknown } | null;
+        this.read(o?.usage);
+        if (typeof o?.model === 'string') this.model = o.model;
+      } catch { /* not JSON after all */ }
       return;
     }
     const at = text.lastIndexOf('"usage"');
@@ -120,10 +136,12 @@ export class UsageParser {
 
   private line(l: string): void {
     if (!l.startsWith('data:') || !l.includes('usage')) return;
-    let o: { usage?: unknown; message?: { usage?: unknown } } | null;
+    let o: { usage?: unknown; model?: unknown; message?: { usage?: unknown; model?: unknown } } | null;
     try { o = JSON.parse(l.slice(5)); } catch { return; }
     if (o === null || typeof o !== 'object') return;
     this.read(o.usage ?? o.message?.usage);
+    const model = o.model ?? o.message?.model;
+    if (typeof model === 'string') this.model = model;
   }
 
   private read(u: unknown): void {
@@ -141,6 +159,10 @@ export class UsageParser {
     if (completion >= 0) this.output = completion;
     else if (output >= 0) this.output = output; // Anthropic's message_delta carries the running total
     if (total >= 0) this.total = total;
+    // OpenAI: prompt_tokens_details.cached_tokens; Anthropic: cache_read_input_tokens (cache writes cost as input).
+    const details = x.prompt_tokens_details as Record<string, unknown> | undefined;
+    const cachedTokens = details !== null && typeof details === 'object' && typeof details.cached_tokens === 'number' ? details.cached_tokens : num('cache_read_input_tokens');
+    if (cachedTokens >= 0) this.cachedInput = cachedTokens;
   }
 }
 

@@ -27,6 +27,9 @@ export function createAccessLog(logger: Logger, enabled: boolean): AccessLog | n
     if (ctx.target !== undefined) line += `,"upstream":${str(ctx.target)}`;
     if (ctx.upstreamMs >= 0) line += `,"upstreamMs":${round2(ctx.upstreamMs)}`;
     if (ctx.errorCode !== undefined) line += `,"error":${str(ctx.errorCode)}`;
+    // Model routing: the model asked for and every attempt (upstream, model, result, status, ms); names only, never content.
+    if (ctx.ai !== null) line += `,"model":${str(ctx.ai.requested)},"attempts":${str(ctx.ai.attempts)}`;
+    if (ctx.cacheStatus !== null) line += `,"cache":${str(ctx.cacheHit ? 'hit' : 'miss')}`;
     stream.write(line + '}\n');
   };
 }

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import type { Upstream } from '../upstreams/upstream.ts';
+import type { Target, Upstream } from '../upstreams/upstream.ts';
 import type { Timeouts } from '../upstreams/schema.ts';
 
 /**
@@ -61,7 +61,8 @@ export interface Identity {
 
 /** Observes the upstream response as it streams (usage metering). Never buffers on the proxy's behalf. */
 export interface ResponseTap {
-  onHeaders?(status: number, contentType: string | undefined): void;
+  /** `headers`: the response head as the client gets it (flat [name, value, ...]). */
+  onHeaders?(status: number, contentType: string | undefined, headers: readonly string[]): void;
   onData?(chunk: Buffer): void;
   /** ok: the response completed; otherwise it failed or the client went away. */
   onEnd(ok: boolean, status: number): void;
@@ -95,6 +96,50 @@ export interface ResponseCompressor {
  */
 export interface ForwardBody {
   open(): { body: Buffer | Readable; length: number };
+}
+
+/** One attempt of a model-routed request (the access log lists them; metrics count them). */
+export interface ModelAttempt {
+  upstream: string;
+  model: string;
+  /** ok, http_4xx, http_429, http_5xx, connect, timeout, cooling, busy, unavailable, client_gone. */
+  result: string;
+  /** Upstream status when one answered; 0 otherwise. */
+  status: number;
+  ms: number;
+}
+
+/** What model routing decided for a request: read by metering (price, labels), the access log and the cache. */
+export interface ModelExchange {
+  /** The model the client named. */
+  readonly requested: string;
+  /** The upstream and model of the current (finally: the answering) attempt. */
+  upstream: string;
+  model: string;
+  /** The metric label of `model` (the config's allowlist, else "other"). */
+  label: string;
+  /** Models any attempt may forward to: a cost reservation takes the most expensive. */
+  readonly candidates: readonly string[];
+  readonly attempts: ModelAttempt[];
+}
+
+/**
+ * Decides where each attempt of a request goes when a policy planned it (model routing with failover). The proxy
+ * asks it for the first target instead of the route's upstream and, when an attempt fails before any byte reached
+ * the client, whether another candidate takes over (src/policies/model-attempts.ts).
+ */
+export interface AttemptPlan {
+  /** Sends the first attempt (`send`, now or after a store call) or refuses (`fail`). */
+  start(send: (t: Target) => void, fail: (err: unknown) => void): void;
+  /**
+   * The attempt on `t` failed before any response byte went to the client: it answered `status` (raw undici
+   * headers in `raw`) or failed with `err` (status 0; `sent`: the request was being written). True when the next
+   * candidate will take the request (`next` follows); false leaves this failure to the client.
+   */
+  shouldFailover(t: Target, status: number, raw: ReadonlyArray<Buffer | string> | null, err: Error | null, sent: boolean): boolean;
+  next(send: (t: Target) => void, fail: (err: unknown) => void): void;
+  /** The attempt on `t` ended (answered, failed or failed over): releases its lease, records it. */
+  ended(t: Target, status: number, err: unknown, failedOver: boolean): void;
 }
 
 /** Edits a route's header rules make to the upstream's response head (flat [name, value, ...]), in place. */
@@ -149,6 +194,16 @@ export class RequestContext {
   clientGone = false;
   /** The response is an event stream (for metrics). */
   streaming = false;
+  /** Model routing's decisions (null on other routes). */
+  ai: ModelExchange | null = null;
+  /** Where each attempt goes, when a policy planned it (model routing); null: the route's upstream. */
+  attempts: AttemptPlan | null = null;
+  /** A step answers the request itself (a response-cache hit): the proxy calls this instead of dispatching. */
+  serve: ((ctx: RequestContext) => void) | null = null;
+  /** The response cache's verdict (an RFC 9211 Cache-Status value); null on routes without a cache. */
+  cacheStatus: string | null = null;
+  /** The answer came from the response cache: metering settles 0 tokens and 0 cost. */
+  cacheHit = false;
   /** Called once when the exchange ends, whatever the outcome (quota settlement, refunds). */
   onFinish: Array<(ctx: RequestContext) => void> | null = null;
   // access-log facts

@@ -5,6 +5,7 @@ import type { TrustedProxies } from '../server/client-ip.ts';
 import type { Store } from '../state/store.ts';
 import type { Issue } from '../config/errors.ts';
 import type { Identity, Step } from './context.ts';
+import type { Upstream } from '../upstreams/upstream.ts';
 
 /**
  * Objects a generation builds once and that the next generation may take over when the config that made them
@@ -60,6 +61,8 @@ export interface CompileEnv {
   /** Request headers the gateway sets from identity; inbound copies are always removed. Policies add to it at compile time. */
   readonly identityHeaders: Set<string>;
   readonly resources: Resources;
+  /** The generation's upstreams by name (model routing picks among several per request). */
+  readonly upstreams: ReadonlyMap<string, Upstream>;
   /** Compile-time slots for state a policy shares between its routes within one generation, keyed by policy name. */
   readonly shared: Map<string, unknown>;
 }

@@ -20,9 +20,9 @@ export const headerRulesRouteKeys = { headers: headerRulesSchema.optional() };
 interface Needs {
   auth: AuthSection;
   upstreams: Readonly<Record<string, { headers?: HeaderRules }>>;
-  routes: ReadonlyArray<{ upstream: string; headers?: HeaderRules; forwardAuth?: { responseHeaders: readonly string[] } }>;
+  routes: ReadonlyArray<{ upstream: string; headers?: HeaderRules; forwardAuth?: { responseHeaders: readonly string[] }; models?: Readonly<Record<string, ReadonlyArray<{ upstream: string }>>> }>;
 }
-type Route = { upstream: string; headers?: HeaderRules };
+type Route = { upstream: string; headers?: HeaderRules; models?: unknown };
 
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'content-length'];
 /** Request headers the gateway writes itself (src/proxy/headers.ts), or that decide how the request is routed and framed. */
@@ -60,7 +60,8 @@ export const headerRulesPolicy: Policy<Needs, Route> = {
   name: 'headers',
   check: checkHeaderRules,
   compile({ route, config }) {
-    const up = config.upstreams[route.upstream]?.headers;
+    // A model route's attempts go to several upstreams: only the route's own rules apply to all of them.
+    const up = route.models === undefined ? config.upstreams[route.upstream]?.headers : undefined;
     if (up === undefined && route.headers === undefined) return undefined;
     const req = compileEdits([up?.request, route.headers?.request]);
     const res = compileEdits([up?.response, route.headers?.response]);
@@ -130,4 +131,9 @@ function checkHeaderRules(c: Needs, out: Issue[]): void {
   };
   for (const [n, u] of Object.entries(c.upstreams)) one(u.headers, ['upstreams', n, 'headers']);
   c.routes.forEach((r, i) => one(r.headers, ['routes', i, 'headers']));
+  c.routes.forEach((r, i) => {
+    for (const [m, cands] of Object.entries(r.models ?? {})) for (const x of cands) {
+      if (c.upstreams[x.upstream]?.headers !== undefined) out.push({ path: ['routes', i, 'models', m], message: `upstreams.${x.upstream}.headers do not apply on a route with models: (its attempts go to several upstreams); put the rules on the route`, warning: true });
+    }
+  });
 }

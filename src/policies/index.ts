@@ -16,11 +16,16 @@ import { requestValidationPolicy } from './request-validation.ts';
 import { headerRulesPolicy } from './header-rules.ts';
 import { clientCertPolicy } from './client-cert.ts';
 import { compressionPolicy } from './compression.ts';
+import { modelsPolicy } from './models.ts';
+import { concurrencyPolicy } from './concurrency.ts';
+import { responseCachePolicy } from './response-cache.ts';
+import { promptGuardPolicy } from './prompt-guard.ts';
 
 /**
  * Every policy, in the order a request meets them:
  * cors → security headers → content type → client certificate → auth (jwt | apikey | forward) → captcha
- * → request rules (bind → transform → validate → headers) → rate limit → quota → compression (response)
+ * → request rules (bind → transform → validate → prompt guard → models → headers) → rate limit → concurrency
+ * → quota → response cache (a hit answers here, after every limit has counted it) → compression (response)
  * (body size limits are enforced by the proxy as the body streams, and by a peek before it reads).
  * Request rules that read the body share one bounded peek and one parse (src/pipeline/request-body.ts): binding
  * and rate-limit keys read what the client sent, validation what the upstream will receive.
@@ -28,8 +33,8 @@ import { compressionPolicy } from './compression.ts';
  */
 export const POLICIES: ReadonlyArray<Policy<Config, RouteConfig>> = [
   corsPolicy, securityHeadersPolicy, contentTypePolicy, clientCertPolicy, authPolicy, forwardAuthPolicy, captchaPolicy,
-  routeTogglePolicy, claimBindingPolicy, requestTransformPolicy, requestValidationPolicy, headerRulesPolicy,
-  rateLimitPolicy, quotaPolicy, compressionPolicy,
+  routeTogglePolicy, claimBindingPolicy, requestTransformPolicy, requestValidationPolicy, promptGuardPolicy, modelsPolicy, headerRulesPolicy,
+  rateLimitPolicy, concurrencyPolicy, quotaPolicy, responseCachePolicy, compressionPolicy,
 ];
 
 /** A disabled route (`enabled: false`) answers by itself: only what lets a browser read that answer runs first. */

@@ -8,17 +8,23 @@ import { GatewayError } from '../errors.ts';
 import { UsageMeter, type Settlement } from '../metering/meter.ts';
 import { meteringMetrics, type MeteringMetrics } from '../metering/metrics.ts';
 import { BYTES_PER_TOKEN } from '../metering/usage.ts';
+import { amountMicros, costMicros, formatMicros, Pricing, reserveMicros, type Price } from '../metering/pricing.ts';
+import { modelLabels, type LabelNeeds, type ModelLabel } from '../metering/model-labels.ts';
+import { isPattern } from '../metering/model-names.ts';
+import { readBody } from '../pipeline/request-body.ts';
 
 const quotaLimit = obj({ limit: positiveInt, period: z.enum(['day', 'month']) });
+/** A money budget: `limit` in the pricing currency (`50`, `12.5`), kept as integer micro-units. */
+const costQuotaLimit = obj({ limit: amountMicros, period: z.enum(['day', 'month']) });
 /** A bytes quota reads like the sizes elsewhere: `limit: 10gb`. */
 const bytesQuotaLimit = obj({ limit: size.refine((n) => n > 0, 'a quota limit must be positive'), period: z.enum(['day', 'month']) });
 /** `plans.<name>.quota`: what a consumer on the plan may use per UTC day or month. */
-export const planQuotaSchema = obj({ requests: quotaLimit.optional(), tokens: quotaLimit.optional(), bytes: bytesQuotaLimit.optional() });
+export const planQuotaSchema = obj({ requests: quotaLimit.optional(), tokens: quotaLimit.optional(), bytes: bytesQuotaLimit.optional(), cost: costQuotaLimit.optional() });
 export type PlanQuota = z.output<typeof planQuotaSchema>;
 /** `quota:` on a route: which usage the route charges against the consumer's plan quotas. */
 export const quotaRouteKeys = {
   quota: obj({
-    usage: z.enum(['requests', 'tokens', 'bytes']).prefault('requests'),
+    usage: z.enum(['requests', 'tokens', 'bytes', 'cost']).prefault('requests'),
     /** Tokens reserved per request when the body names no max_tokens (see docs/traffic-control.md). */
     reserve: positiveInt.prefault(1000),
     onError: z.enum(['open', 'closed']).optional(),
@@ -26,12 +32,14 @@ export const quotaRouteKeys = {
 };
 type RouteQuota = NonNullable<z.output<(typeof quotaRouteKeys)['quota']>>;
 
-interface Needs {
+type Candidates = Readonly<Record<string, ReadonlyArray<{ upstream: string; model?: string }>>>;
+interface Needs extends LabelNeeds {
   plans: Readonly<Record<string, { quota?: PlanQuota }>>;
-  observability: { metrics: { consumerLabels: boolean } };
+  observability: { metrics: { consumerLabels: boolean; models?: readonly string[] } };
   state: { redis: { onError: 'open' | 'closed' } };
   server: { limits: { bodyPeek: number } };
-  routes: ReadonlyArray<{ auth: string; websocket: boolean; quota?: RouteQuota }>;
+  pricing?: ConstructorParameters<typeof Pricing>[0] & { models: Readonly<Record<string, unknown>> };
+  routes: ReadonlyArray<{ auth: string; websocket: boolean; quota?: RouteQuota; models?: Candidates }>;
 }
 type Route = { name: string; websocket: boolean; quota?: RouteQuota };
 
@@ -54,7 +62,20 @@ export const quotaPolicy: Policy<Needs, Route> = {
       // A tunnel has no HTTP response to settle against: a reservation would never be settled or refunded.
       if (r.websocket) out.push({ path: ['routes', i, 'quota'], message: 'quota is not available on WebSocket routes (nothing to settle); use rateLimit' });
       else if (r.auth === 'public') out.push({ path: ['routes', i, 'quota'], message: 'quotas are per consumer and a public route has none: this quota does nothing', warning: true });
+      if (r.quota.usage !== 'cost') return;
+      if (c.pricing === undefined) { out.push({ path: ['routes', i, 'quota', 'usage'], message: 'usage: cost needs a pricing: section (prices per model)' }); return; }
+      // Every model this route can forward to must have a price (or a pattern covering it), else its cost is unknowable.
+      const prices = new Pricing(c.pricing);
+      for (const [name, cands] of Object.entries(r.models ?? {})) {
+        for (const [j, x] of cands.entries()) {
+          const m = x.model ?? (isPattern(name) ? undefined : name);
+          if (m !== undefined && prices.price(m) === undefined) out.push({ path: ['routes', i, 'models', name, j], message: `model "${m}" has no price in pricing.models (usage: cost must know what it charges)` });
+        }
+      }
     });
+    for (const [name, p] of Object.entries(c.plans)) {
+      if (p.quota?.cost !== undefined && c.pricing === undefined) out.push({ path: ['plans', name, 'quota', 'cost'], message: 'a cost budget needs a pricing: section (prices per model)' });
+    }
   },
   compile({ config, route, env }) {
     const q = route.quota;
@@ -69,6 +90,7 @@ export const quotaPolicy: Policy<Needs, Route> = {
       if (pq.requests) specs.push({ kind: 'requests', period: pq.requests.period, limit: pq.requests.limit });
       if (usage === 'tokens' && pq.tokens) specs.push({ kind: 'tokens', period: pq.tokens.period, limit: pq.tokens.limit });
       if (usage === 'bytes' && pq.bytes) specs.push({ kind: 'bytes', period: pq.bytes.period, limit: pq.bytes.limit });
+      if (usage === 'cost' && pq.cost) specs.push({ kind: 'cost', period: pq.cost.period, limit: pq.cost.limit });
       if (specs.length) byPlan.set(name, specs);
     }
     const store = env.store;
@@ -77,22 +99,38 @@ export const quotaPolicy: Policy<Needs, Route> = {
     const onError = q.onError ?? config.state.redis.onError;
     const reserveTokens = q.reserve;
     const peekCap = config.server.limits.bodyPeek;
-    const ctx0 = { routeName, store, metrics, warn, onError };
+    const label = modelLabels(config, env.shared);
+    const pricing = usage === 'cost' ? new Pricing(config.pricing) : null;
+    const ctx0: Shared = { routeName, store, metrics, warn, onError, label, pricing };
 
     const step: Step = (ctx) => {
       const id = ctx.identity;
       if (id === null) return; // no consumer to charge (public route)
       const subject = id.consumer ?? id.id;
       const specs = (id.plan !== undefined ? byPlan.get(id.plan) : undefined) ?? NONE;
-      if (specs.length === 0) { settleLater(ctx0, ctx, subject, specs, [], [], usage); return; }
+      if (pricing !== null) return readBody(ctx, peekCap).then((body) => {
+        // The prices of every model an attempt may go to (model routing), else of the model the body names.
+        const models = ctx.ai !== null ? ctx.ai.candidates : [body.field('model') ?? ''];
+        const prices: Price[] = [];
+        for (const m of models) {
+          const p = pricing.price(m);
+          if (p === undefined) throw new GatewayError('unknown_model', `No price is configured for model "${m.slice(0, 100)}", so this route cannot charge for it.`, { extra: { model: m.slice(0, 100) } });
+          prices.push(p);
+        }
+        const est = estimate(ctx, body.bytes, body.complete, reserveTokens);
+        const price: Pricing0 = { prices, reserved: reserveMicros(prices, est.prompt, est.output) };
+        if (specs.length === 0) { settleLater(ctx0, ctx, subject, specs, [], [], usage, price); return; }
+        return reserve(ctx0, ctx, subject, specs, amounts(ctx, specs, est.tokens, price.reserved), usage, price);
+      });
+      if (specs.length === 0) { settleLater(ctx0, ctx, subject, specs, [], [], usage, null); return; }
       const tokenAt = specs.findIndex((s) => s.kind === 'tokens');
       if (tokenAt >= 0 && wantsPeek(ctx)) {
         return peekBody(ctx, peekCap).then(
-          (p) => reserve(ctx0, ctx, subject, specs, amounts(ctx, specs, estimateTokens(ctx, p.bytes, p.complete, reserveTokens)), usage),
-          () => reserve(ctx0, ctx, subject, specs, amounts(ctx, specs, reserveTokens), usage),
+          (p) => reserve(ctx0, ctx, subject, specs, amounts(ctx, specs, estimate(ctx, p.bytes, p.complete, reserveTokens).tokens, 0), usage, null),
+          () => reserve(ctx0, ctx, subject, specs, amounts(ctx, specs, reserveTokens, 0), usage, null),
         );
       }
-      return reserve(ctx0, ctx, subject, specs, amounts(ctx, specs, reserveTokens), usage);
+      return reserve(ctx0, ctx, subject, specs, amounts(ctx, specs, reserveTokens, 0), usage, null);
     };
     return step;
   },
@@ -104,52 +142,92 @@ interface Shared {
   metrics: MeteringMetrics;
   warn: (msg: string, err?: unknown) => void;
   onError: 'open' | 'closed';
+  label: ModelLabel;
+  /** Prices (usage: cost routes), else null. */
+  pricing: Pricing | null;
 }
 
-function reserve(sh: Shared, ctx: RequestContext, subject: string, specs: readonly QuotaSpec[], amts: number[], usage: string): void | Promise<void> {
+/** A cost route's request: the prices of the models it may go to, and the cost reserved for it (micro-units). */
+interface Pricing0 { prices: Price[]; reserved: number }
+
+function reserve(sh: Shared, ctx: RequestContext, subject: string, specs: readonly QuotaSpec[], amts: number[], usage: string, price: Pricing0 | null): void | Promise<void> {
   let r: ReserveResult | Promise<ReserveResult>;
   try {
     r = sh.store.reserve(subject, specs, amts);
   } catch (e) {
     return failed(sh, e);
   }
-  if (r instanceof Promise) return r.then((x) => reserved(sh, ctx, subject, specs, amts, x, usage), (e) => failed(sh, e));
-  reserved(sh, ctx, subject, specs, amts, r, usage);
+  if (r instanceof Promise) return r.then((x) => reserved(sh, ctx, subject, specs, amts, x, usage, price), (e) => failed(sh, e));
+  reserved(sh, ctx, subject, specs, amts, r, usage, price);
 }
 
-function reserved(sh: Shared, ctx: RequestContext, subject: string, specs: readonly QuotaSpec[], amts: number[], r: ReserveResult, usage: string): void {
+function reserved(sh: Shared, ctx: RequestContext, subject: string, specs: readonly QuotaSpec[], amts: number[], r: ReserveResult, usage: string, price: Pricing0 | null): void {
   if (!r.ok) {
     const d = r.denied!;
     const q = specs[d.index];
     sh.metrics.quotaExceeded.labels(sh.routeName, q.kind).inc();
     const resetAt = new Date(d.resetAt).toISOString();
     const retry = Math.max(1, Math.ceil((d.resetAt - Date.now()) / 1000));
-    throw new GatewayError('quota_exceeded', `The ${q.period === 'day' ? 'daily' : 'monthly'} ${q.kind} quota (${q.limit}) is used up; it resets at ${resetAt}.`, {
+    const period = q.period === 'day' ? 'daily' : 'monthly';
+    if (q.kind === 'cost') {
+      const currency = sh.pricing!.currency;
+      throw new GatewayError('quota_exceeded', `The ${period} cost budget (${formatMicros(q.limit)} ${currency}) is used up; it resets at ${resetAt}.`, {
+        headers: { 'retry-after': String(retry) },
+        extra: { quota: 'cost', period: q.period, currency, limit: formatMicros(q.limit), used: formatMicros(d.used), limitMicros: q.limit, usedMicros: d.used, requestedMicros: amts[d.index], resetAt },
+      });
+    }
+    throw new GatewayError('quota_exceeded', `The ${period} ${q.kind} quota (${q.limit}) is used up; it resets at ${resetAt}.`, {
       headers: { 'retry-after': String(retry) },
       extra: { quota: q.kind, period: q.period, limit: q.limit, used: d.used, resetAt },
     });
   }
   // The client left while the reservation was on its way: nothing will be forwarded.
   if (ctx.clientGone) { giveBack(sh, subject, specs, r.periods, amts); return; }
-  settleLater(sh, ctx, subject, specs, r.periods, amts, usage);
+  settleLater(sh, ctx, subject, specs, r.periods, amts, usage, price);
 }
 
-function settleLater(sh: Shared, ctx: RequestContext, subject: string, specs: readonly QuotaSpec[], periods: string[], amts: number[], usage: string): void {
+function settleLater(sh: Shared, ctx: RequestContext, subject: string, specs: readonly QuotaSpec[], periods: string[], amts: number[], usage: string, price: Pricing0 | null): void {
   const route = sh.routeName;
-  UsageMeter.of(ctx, sh.metrics).onSettled((s: Settlement) => {
+  UsageMeter.of(ctx, sh.metrics, sh.label).onSettled((s: Settlement) => {
     if (s.refund) { giveBack(sh, subject, specs, periods, amts); return; }
-    const deltas = specs.map((q, i) => actual(q, s) - amts[i]);
+    const cost = price === null ? 0 : settledCost(sh, ctx, s, price);
+    if (cost > 0) sh.metrics.cost.labels(route, s.label).inc(cost);
+    const deltas = specs.map((q, i) => actual(q, s, cost) - amts[i]);
+    const metered = usage === 'tokens' || usage === 'cost';
     const u: UsageDelta = {
       route,
       requests: 1,
-      tokens: usage === 'tokens' ? s.tokens.total : 0,
-      inputTokens: usage === 'tokens' ? s.tokens.input : 0,
-      outputTokens: usage === 'tokens' ? s.tokens.output : 0,
+      tokens: metered ? s.tokens.total : 0,
+      inputTokens: metered ? s.tokens.input : 0,
+      outputTokens: metered ? s.tokens.output : 0,
       bytes: s.bytes,
-      estimated: usage === 'tokens' && !s.tokens.found && s.tokens.total > 0,
+      estimated: metered && !s.tokens.found && s.tokens.total > 0,
+      costMicros: cost,
+      cached: s.cached,
+      // Model routing: kept per upstream and model too (the dimension is bounded: upstream names and model labels come from the config).
+      ...(s.upstream !== undefined ? { upstream: s.upstream, model: s.label } : {}),
     };
     guard(sh, 'settle', () => sh.store.settle(subject, specs, periods, deltas, u));
   });
+}
+
+/**
+ * What the exchange cost: its tokens at the answering model's price (the most expensive candidate's when that
+ * model has none). Without a usage block the estimate applies: request bytes / 4 as input, the response estimate
+ * as output. A cache hit costs nothing.
+ */
+function settledCost(sh: Shared, ctx: RequestContext, s: Settlement, price: Pricing0): number {
+  if (s.cached) return 0;
+  const p = (s.model !== undefined ? sh.pricing!.price(s.model) : undefined) ?? mostExpensive(price.prices);
+  if (s.tokens.found) return costMicros(p, s.tokens.input, s.tokens.output, s.tokens.cached ?? 0);
+  if (s.tokens.total === 0) return 0;
+  return costMicros(p, Math.ceil(ctx.bytesIn / BYTES_PER_TOKEN), s.tokens.total);
+}
+
+function mostExpensive(prices: readonly Price[]): Price {
+  let best = prices[0];
+  for (const p of prices) if (p.output > best.output || (p.output === best.output && p.input > best.input)) best = p;
+  return best;
 }
 
 function giveBack(sh: Shared, subject: string, specs: readonly QuotaSpec[], periods: string[], amts: number[]): void {
@@ -172,15 +250,16 @@ function failed(sh: Shared, err: unknown): void {
   if (sh.onError === 'closed') throw new GatewayError('store_unavailable', 'Quotas cannot be checked right now; retry shortly.', { headers: { 'retry-after': '1' } });
 }
 
-function actual(q: QuotaSpec, s: Settlement): number {
-  return q.kind === 'requests' ? 1 : q.kind === 'tokens' ? s.tokens.total : s.bytes;
+function actual(q: QuotaSpec, s: Settlement, cost: number): number {
+  return q.kind === 'requests' ? 1 : q.kind === 'tokens' ? s.tokens.total : q.kind === 'cost' ? cost : s.bytes;
 }
 
-/** What to reserve: one request, the token estimate, the declared body size (at least 1 of each). */
-function amounts(ctx: RequestContext, specs: readonly QuotaSpec[], tokens: number): number[] {
+/** What to reserve: one request, the token estimate, the cost estimate, the declared body size (at least 1 of each). */
+function amounts(ctx: RequestContext, specs: readonly QuotaSpec[], tokens: number, cost: number): number[] {
   return specs.map((q) => {
     if (q.kind === 'requests') return 1;
     if (q.kind === 'tokens') return Math.max(1, Math.min(tokens, q.limit));
+    if (q.kind === 'cost') return Math.max(1, Math.min(cost, q.limit));
     const cl = Number(ctx.req.headers['content-length'] ?? 0);
     return Math.max(1, Math.min(Number.isFinite(cl) ? cl : 0, q.limit));
   });
@@ -192,16 +271,20 @@ function wantsPeek(ctx: RequestContext): boolean {
   return ct !== undefined && ct.includes('json') && (h['content-length'] !== undefined || h['transfer-encoding'] !== undefined);
 }
 
-/** The completion bound the client asked for plus the prompt (request bytes / 4); the configured default without one. */
-function estimateTokens(ctx: RequestContext, body: Buffer, complete: boolean, fallback: number): number {
+/**
+ * What a request may use before its answer is known. Prompt: request bytes / 4. Output: the completion bound the
+ * client asked for (`max_tokens`, `max_completion_tokens`, `max_output_tokens`), else `quota.reserve`. Tokens
+ * reserved: prompt + bound, or `quota.reserve` alone without a bound. Cost reserved: prompt × input price + output ×
+ * output price of the most expensive candidate (docs/ai-traffic.md).
+ */
+function estimate(ctx: RequestContext, body: Buffer, complete: boolean, fallback: number): { prompt: number; output: number; tokens: number } {
   const ct = ctx.req.headers['content-type'];
+  const size = complete ? body.length : Number(ctx.req.headers['content-length'] ?? body.length);
+  const prompt = Math.ceil((Number.isFinite(size) ? size : body.length) / BYTES_PER_TOKEN);
   for (const f of MAX_FIELDS) {
     const v = extractField(body, ct, f);
     const n = v === undefined ? NaN : Number(v);
-    if (Number.isInteger(n) && n > 0) {
-      const size = complete ? body.length : Number(ctx.req.headers['content-length'] ?? body.length);
-      return n + Math.ceil(size / BYTES_PER_TOKEN);
-    }
+    if (Number.isInteger(n) && n > 0) return { prompt, output: n, tokens: prompt + n };
   }
-  return fallback;
+  return { prompt, output: fallback, tokens: fallback };
 }

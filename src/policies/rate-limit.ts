@@ -7,6 +7,7 @@ import type { ConsumeResult, Store, TierSpec } from '../state/store.ts';
 import { GatewayError } from '../errors.ts';
 import { UsageMeter } from '../metering/meter.ts';
 import { meteringMetrics, type MeteringMetrics } from '../metering/metrics.ts';
+import { modelLabels, type LabelNeeds, type ModelLabel } from '../metering/model-labels.ts';
 import { fieldPartition, headerPartition, ipPartition } from './rate-limit-keys.ts';
 import { readBody, type RequestBody } from '../pipeline/request-body.ts';
 import { queryValues } from '../rules/refs.ts';
@@ -26,12 +27,12 @@ export type RateLimitRule = z.output<typeof rateLimitRule>;
 /** `rateLimit:` on a route (plans carry the same rules: `plans.<name>.rateLimit`). */
 export const rateLimitRouteKeys = { rateLimit: z.array(rateLimitRule).optional() };
 
-interface Needs {
+interface Needs extends LabelNeeds {
   server: { limits: { bodyPeek: number } };
   plans: Readonly<Record<string, { rateLimit: readonly RateLimitRule[] }>>;
-  observability: { metrics: { consumerLabels: boolean } };
+  observability: { metrics: { consumerLabels: boolean; models?: readonly string[] } };
   state: { redis: { onError: 'open' | 'closed' } };
-  routes: ReadonlyArray<{ auth: string; rateLimit?: readonly RateLimitRule[]; match: { path?: string; paths?: string[] } }>;
+  routes: ReadonlyArray<{ auth: string; rateLimit?: readonly RateLimitRule[]; match: { path?: string; paths?: string[] }; models?: LabelNeeds['routes'][number]['models'] }>;
 }
 type Route = { name: string; auth: string; rateLimit?: readonly RateLimitRule[] };
 
@@ -89,6 +90,7 @@ export const rateLimitPolicy: Policy<Needs, Route> = {
     const warn = env.storeWarn;
     const routePartition = 'r:' + routeName;
     const rejected = metrics.rateLimited.labels(routeName);
+    const label = modelLabels(config, env.shared);
 
     const base = (ctx: RequestContext, by: Base, header: string): string => {
       switch (by) {
@@ -157,7 +159,7 @@ export const rateLimitPolicy: Policy<Needs, Route> = {
         field += (i ? ', ' : '') + '"' + set.tiers[i].name + '";r=' + s.remaining + ';t=' + Math.ceil(s.resetMs / 1000);
       }
       ctx.addResponseHeader('ratelimit', field);
-      if (set.tokenIdx.length) chargeTokensLater(ctx, set, parts, store, metrics, warn);
+      if (set.tokenIdx.length) chargeTokensLater(ctx, set, parts, store, metrics, label, warn);
     };
 
     const peekCap = config.server.limits.bodyPeek;
@@ -186,8 +188,8 @@ export const rateLimitPolicy: Policy<Needs, Route> = {
 };
 
 /** Token tiers admitted the request; the tokens it actually used are charged when it settles. */
-function chargeTokensLater(ctx: RequestContext, set: TierSet, parts: string[], store: Store, metrics: MeteringMetrics, warn: (m: string, e?: unknown) => void): void {
-  UsageMeter.of(ctx, metrics).onSettled((s) => {
+function chargeTokensLater(ctx: RequestContext, set: TierSet, parts: string[], store: Store, metrics: MeteringMetrics, label: ModelLabel, warn: (m: string, e?: unknown) => void): void {
+  UsageMeter.of(ctx, metrics, label).onSettled((s) => {
     if (s.refund || s.tokens.total <= 0) return;
     const tp = set.tokenIdx.map((i) => parts[i]);
     try {

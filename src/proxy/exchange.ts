@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici';
-import { GatewayError } from '../errors.ts';
+import { GatewayError, toGatewayError } from '../errors.ts';
 import type { BodyEncoder, RequestContext } from '../pipeline/context.ts';
 import { replayBody } from '../pipeline/body-peek.ts';
 import { OUTCOME_FAIL, OUTCOME_NEUTRAL, OUTCOME_OK, type Target } from '../upstreams/upstream.ts';
@@ -34,6 +34,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private discarded = 0;
   /** The compressor's stream when the route compresses this response (null: the body goes to the client as it is). */
   private encoder: BodyEncoder | null = null;
+  /** This attempt's failure moves the request to the next model candidate (ctx.attempts). */
+  private failingOver = false;
 
   constructor(ctx: RequestContext, rt: ProxyEnv, target: Target, attempt = 0, tried = 0) {
     this.ctx = ctx;
@@ -60,6 +62,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.discarded = status;
       return true;
     }
+    // Model routing: a 429 or 5xx from this candidate (as configured) goes to the next one instead, before any
+    // byte of it reached the client; the plan records the provider's cooldown either way.
+    if (status >= 400 && ctx.attempts !== null && ctx.attempts.shouldFailover(this.target, status, raw, null, true)) {
+      this.discarded = status;
+      this.failingOver = true;
+      return true;
+    }
     const { headers, contentType } = clientResponseHeaders(raw ?? [], false);
     if (ctx.responseDefaults !== null || ctx.dropUpstreamCors) applyEdgeHeaders(headers, ctx.responseDefaults, ctx.dropUpstreamCors);
     if (ctx.responseEdit !== null) ctx.responseEdit(headers, ctx);
@@ -80,7 +89,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       // false until then, so an idle timeout before any byte is answered with 504 rather than a cut connection.
       this.head = headers;
     }
-    if (ctx.tap !== null) ctx.tap.onHeaders?.(status, contentType);
+    if (ctx.tap !== null) ctx.tap.onHeaders?.(status, contentType, headers);
     this.resume = resume;
     return true;
   }
@@ -154,6 +163,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const ctx = this.ctx;
     // Nothing of this attempt reached the client (no head taken): another target may answer instead.
     if (this.discarded !== 0 || (this.resume === null && !(err instanceof GatewayError) && mayRetry(ctx, this.target, this.attempt, this.sent))) return this.retry(err);
+    // Model routing: a connection failure (or timeout, as configured) before the response head: the next candidate.
+    if (this.resume === null && !ctx.clientGone && ctx.attempts !== null && ctx.attempts.shouldFailover(this.target, 0, null, err, this.sent)) {
+      this.failingOver = true;
+      return this.retry(err);
+    }
     this.finish(false, err);
     if (ctx.clientGone) return; // the client left; nothing to tell it
     const gerr = upstreamError(err);
@@ -170,8 +184,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.bodyLimit = limit;
   }
 
-  /** `final` false: this attempt failed and the request goes again, so its end is not the request's end. */
-  private finish(ok: boolean, err?: unknown, final = true): void {
+  /**
+   * `final` false: this attempt failed and the request goes again, so its end is not the request's end.
+   * `upstreamFinal`: the attempt's outcome is its upstream's last word on this request (a model failover moves to
+   * another upstream, so each candidate's circuit counts its own attempt as final).
+   */
+  private finish(ok: boolean, err?: unknown, final = true, upstreamFinal = final): void {
     if (this.done) return;
     this.done = true;
     this.target.inflight--;
@@ -179,19 +197,35 @@ export class Exchange implements Dispatcher.DispatchHandler {
     ctx.abortUpstream = null;
     if (!ok && this.encoder !== null) this.encoder.destroy();
     if (ctx.streaming) this.rt.metrics.inflightStreams.labels('sse').dec();
+    if (ctx.attempts !== null) ctx.attempts.ended(this.target, this.discarded !== 0 ? this.discarded : this.resume !== null ? ctx.status : 0, err ?? null, this.failingOver);
     if (final && ctx.tap !== null) ctx.tap.onEnd(ok && !ctx.clientGone, ctx.status);
     if (this.rt.report !== undefined) {
       // A client that hung up, or a body the gateway refused, says nothing about the upstream's health.
-      const outcome = (ctx.clientGone && !ok) || err instanceof GatewayError ? OUTCOME_NEUTRAL : ok && ctx.status < 500 ? OUTCOME_OK : OUTCOME_FAIL;
-      this.rt.report(this.target, outcome, ctx.upstreamStart, final);
+      const failed = this.discarded >= 500 || this.discarded === 0;
+      const outcome = (ctx.clientGone && !ok) || err instanceof GatewayError ? OUTCOME_NEUTRAL : ok && ctx.status < 500 ? OUTCOME_OK : failed ? OUTCOME_FAIL : OUTCOME_NEUTRAL;
+      this.rt.report(this.target, outcome, ctx.upstreamStart, upstreamFinal);
     }
   }
 
-  /** This attempt failed before the client saw anything, and mayRetry() allowed another (budget taken). */
+  /** This attempt failed before the client saw anything, and mayRetry() allowed another (budget taken), or the next model candidate takes it. */
   private retry(err: Error | null): void {
     const ctx = this.ctx;
     const status = this.discarded;
     const startedAt = ctx.upstreamStart;
+    if (this.failingOver) {
+      this.finish(false, err, false, true);
+      if (err !== null && !(err instanceof GatewayError)) this.rt.metrics.upstreamErrors.labels(this.target.upstream.name, upstreamErrorCode(err)).inc();
+      ctx.abortUpstream = null;
+      if (ctx.clientGone) return;
+      ctx.attempts!.next(attemptSender(ctx, this.rt, this.attempt + 1), (e) => {
+        if (ctx.tap !== null) ctx.tap.onEnd(false, ctx.status);
+        if (ctx.clientGone) return;
+        const gerr = toGatewayError(e);
+        ctx.errorCode = gerr.code;
+        this.rt.fail(ctx, gerr);
+      });
+      return;
+    }
     this.finish(false, err, false);
     if (err !== null && !(err instanceof GatewayError)) this.rt.metrics.upstreamErrors.labels(this.target.upstream.name, upstreamErrorCode(err)).inc();
     const attempt = this.attempt + 1;
@@ -206,6 +240,18 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.rt.fail(ctx, gerr);
     });
   }
+}
+
+/** Sends an attempt of a planned request (model routing); a failure to dispatch (a refused body) is the client's answer. */
+export function attemptSender(ctx: RequestContext, rt: ProxyEnv, attempt: number): (t: Target) => void {
+  return (t) => {
+    try {
+      dispatchTo(ctx, rt, t, attempt);
+    } catch (e) {
+      ctx.attempts?.ended(t, 0, e, false);
+      if (!ctx.clientGone) rt.fail(ctx, toGatewayError(e));
+    }
+  };
 }
 
 /** `attempt`/`tried`: retries so far and the targets they used (bit mask); 0 for a request's first exchange. */
@@ -236,6 +282,8 @@ export function dispatchTo(ctx: RequestContext, rt: ProxyEnv, target: Target, at
     traceparent: ctx.traceparent,
     host: route.preserveHost && h.host ? h.host : target.host,
   }, rt.identityHeaders, ctx.upstreamHeaders, false);
+  // An LLM provider upstream: the provider's key replaces whatever credential the client sent (src/upstreams/provider.ts).
+  if (target.upstream.credentials !== null) target.upstream.credentials(headers);
 
   const exchange = new Exchange(ctx, rt, target, attempt, tried);
   let body: Dispatcher.DispatchOptions['body'] = null;

@@ -53,6 +53,8 @@ export const RESTART_KEYS: ReadonlyArray<readonly string[]> = [
   ['state', 'redis', 'sentinelPassword'],
   ['state', 'redis', 'keyPrefix'],
   ['state', 'redis', 'timeout'],
+  ['state', 'leaseTtl'],
+  ['state', 'cacheSize'],
   ['observability', 'log', 'format'],
   ['observability', 'metrics'],
 ];

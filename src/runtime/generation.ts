@@ -94,7 +94,7 @@ export class Generation implements RequestPath {
     for (const u of this.upstreams.values()) u.durationMetric = host.metrics.upstreamDuration.labels(u.name);
 
     const shared = new Map<string, unknown>();
-    const env: CompileEnv = { logger: host.logger, metrics: host.metrics, store: host.store, consumers: host.consumers, storeWarn: host.storeWarn, trusted: this.trusted, identityHeaders: this.identityHeaders, resources: this.resources, shared };
+    const env: CompileEnv = { logger: host.logger, metrics: host.metrics, store: host.store, consumers: host.consumers, storeWarn: host.storeWarn, trusted: this.trusted, identityHeaders: this.identityHeaders, resources: this.resources, upstreams: this.upstreams, shared };
     try {
       this.table = new RouteTable({ routes: config.routes, upstreams: this.upstreams, compileSteps: (route) => compileSteps(config, route, env) });
     } catch (e) {

@@ -314,5 +314,6 @@ function listenOn(server: Server, host: string, port: number): Promise<void> {
 
 /** Whether any route or plan uses rate limits or quotas (the memory-store warning only matters then). */
 function usesTrafficControl(c: Config): boolean {
-  return c.routes.some((r) => r.rateLimit?.length || r.quota) || Object.values(c.plans).some((p) => p.rateLimit.length || p.quota);
+  return c.routes.some((r) => r.rateLimit?.length || r.quota || r.concurrency || r.models) || Object.values(c.plans).some((p) => p.rateLimit.length || p.quota || p.concurrency)
+    || Object.values(c.upstreams).some((u) => u.maxInFlight !== undefined);
 }

@@ -12,5 +12,5 @@ export function createStore(state: StateConfig, logger: Logger): Store {
     const r = state.redis;
     return new RedisStore({ url: r.url, sentinels: r.sentinels, masterName: r.masterName, cluster: r.cluster, username: r.username, password: r.password, sentinelPassword: r.sentinelPassword, keyPrefix: r.keyPrefix, timeout: r.timeout, logger });
   }
-  return new MemoryStore();
+  return new MemoryStore({ cacheBytes: state.cacheSize });
 }

@@ -1,5 +1,5 @@
 import { decide, peek, charged } from './gcra.ts';
-import { periodOf, periodEnd, usageFields, type ConsumeResult, type QuotaSpec, type QuotaStatus, type ReserveResult, type Store, type TierSpec, type TierState, type UsageDelta, type UsageRow } from './store.ts';
+import { periodOf, periodEnd, splitDimension, usageDimension, usageFields, type ConsumeResult, type LeaseResult, type QuotaSpec, type QuotaStatus, type ReserveResult, type Store, type TierSpec, type TierState, type UsageDelta, type UsageRow } from './store.ts';
 
 const DAY = 86_400_000;
 /** Usage records are kept this long (the Redis store sets the same TTL). */
@@ -12,6 +12,8 @@ export interface MemoryStoreOptions {
   wallClock?: () => number;
   /** How often expired entries are dropped. */
   sweepEveryMs?: number;
+  /** Bytes of response-cache entries kept (least recently used out first); default 64 MiB. */
+  cacheBytes?: number;
 }
 
 /**
@@ -24,6 +26,14 @@ export class MemoryStore implements Store {
   private readonly tats = new Map<string, number>();
   private readonly counters = new Map<string, { used: number; end: number }>();
   private readonly records = new Map<string, Map<string, number>>();
+  /** Concurrency leases: key → lease id → expiry (monotonic ms). */
+  private readonly leases = new Map<string, Map<string, number>>();
+  /** Cooling keys → until (monotonic ms). */
+  private readonly cools = new Map<string, number>();
+  /** Response cache, in least-recently-used order (a Map keeps insertion order; a hit re-inserts). */
+  private readonly cache = new Map<string, { value: Buffer; expires: number }>();
+  private cacheSize = 0;
+  private readonly cacheBytes: number;
   private readonly now: () => number;
   private readonly wall: () => number;
   private readonly sweeper: NodeJS.Timeout;
@@ -33,6 +43,7 @@ export class MemoryStore implements Store {
   constructor(opts: MemoryStoreOptions = {}) {
     this.now = opts.now ?? (() => performance.now());
     this.wall = opts.wallClock ?? Date.now;
+    this.cacheBytes = opts.cacheBytes ?? 64 * 1024 * 1024;
     this.sweeper = setInterval(() => this.sweep(), opts.sweepEveryMs ?? 30_000);
     this.sweeper.unref();
   }
@@ -98,8 +109,9 @@ export class MemoryStore implements Store {
     const rkey = subject + '\u0000' + day;
     let rec = this.records.get(rkey);
     if (!rec) { rec = new Map(); this.records.set(rkey, rec); }
+    const dim = usageDimension(usage);
     for (const [type, v] of usageFields(usage)) {
-      const f = usage.route + '\u0000' + type;
+      const f = dim + '\u0000' + type;
       rec.set(f, (rec.get(f) ?? 0) + v);
     }
   }
@@ -122,11 +134,79 @@ export class MemoryStore implements Store {
       const rec = this.records.get(subject + '\u0000' + day);
       if (!rec) continue;
       for (const [f, value] of rec) {
-        const [route, type] = f.split('\u0000');
-        rows.push({ day, route, type, value });
+        const [dim, type] = f.split('\u0000');
+        rows.push({ day, ...splitDimension(dim), type, value });
       }
     }
     return rows;
+  }
+
+  acquire(key: string, limit: number, id: string, ttlMs: number): LeaseResult {
+    const now = this.now();
+    let held = this.leases.get(key);
+    if (held === undefined) { held = new Map(); this.leases.set(key, held); }
+    for (const [lid, exp] of held) if (exp <= now) held.delete(lid);
+    if (!held.has(id) && held.size >= limit) return { ok: false, inFlight: held.size };
+    held.set(id, now + ttlMs);
+    return { ok: true, inFlight: held.size };
+  }
+
+  release(key: string, id: string): void {
+    const held = this.leases.get(key);
+    if (held === undefined) return;
+    held.delete(id);
+    if (held.size === 0) this.leases.delete(key);
+  }
+
+  renew(leases: ReadonlyArray<readonly [string, string]>, ttlMs: number): void {
+    const now = this.now();
+    for (const [key, id] of leases) {
+      const held = this.leases.get(key);
+      const exp = held?.get(id);
+      if (exp !== undefined && exp > now) held!.set(id, now + ttlMs);
+    }
+  }
+
+  coolDown(key: string, ms: number): void {
+    const until = this.now() + ms;
+    if ((this.cools.get(key) ?? 0) < until) this.cools.set(key, until);
+  }
+
+  cooling(keys: readonly string[]): number[] {
+    const now = this.now();
+    return keys.map((k) => {
+      const until = this.cools.get(k);
+      if (until === undefined) return 0;
+      if (until <= now) { this.cools.delete(k); return 0; }
+      return Math.ceil(until - now);
+    });
+  }
+
+  cacheGet(key: string): Buffer | null {
+    const e = this.cache.get(key);
+    if (e === undefined) return null;
+    this.cache.delete(key);
+    if (e.expires <= this.now()) { this.cacheSize -= e.value.length; return null; }
+    this.cache.set(key, e);
+    return e.value;
+  }
+
+  cachePut(key: string, value: Buffer, ttlMs: number): void {
+    if (value.length > this.cacheBytes) return;
+    const old = this.cache.get(key);
+    if (old !== undefined) { this.cache.delete(key); this.cacheSize -= old.value.length; }
+    this.cache.set(key, { value, expires: this.now() + ttlMs });
+    this.cacheSize += value.length;
+    for (const [k, e] of this.cache) {
+      if (this.cacheSize <= this.cacheBytes) break;
+      this.cache.delete(k);
+      this.cacheSize -= e.value.length;
+    }
+  }
+
+  /** Bytes the response cache holds (tests, diagnostics). */
+  get cachedBytes(): number {
+    return this.cacheSize;
   }
 
   connect(): void {}
@@ -159,6 +239,12 @@ export class MemoryStore implements Store {
   private sweep(): void {
     const now = this.now();
     for (const [k, tat] of this.tats) if (tat <= now) this.tats.delete(k);
+    for (const [k, until] of this.cools) if (until <= now) this.cools.delete(k);
+    for (const [k, held] of this.leases) {
+      for (const [id, exp] of held) if (exp <= now) held.delete(id);
+      if (held.size === 0) this.leases.delete(k);
+    }
+    for (const [k, e] of this.cache) if (e.expires <= now) { this.cache.delete(k); this.cacheSize -= e.value.length; }
     const wall = this.wall();
     for (const [k, c] of this.counters) if (c.end + DAY < wall) this.counters.delete(k);
     const oldest = new Date(wall - USAGE_RETENTION_DAYS * DAY).toISOString().slice(0, 10);

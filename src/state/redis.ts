@@ -5,7 +5,7 @@ import type { Cluster, Redis, RedisOptions } from 'ioredis';
 // Loaded only when a config uses the Redis store: ioredis adds ~10 MB to every process that imports it.
 const requireLazy = createRequire(import.meta.url);
 import type { Logger } from '../observability/logger.ts';
-import { periodOf, periodEnd, usageFields, StoreError, type ConsumeResult, type QuotaSpec, type QuotaStatus, type ReserveResult, type Store, type TierSpec, type TierState, type UsageDelta, type UsageRow } from './store.ts';
+import { periodOf, periodEnd, splitDimension, usageDimension, usageFields, StoreError, type ConsumeResult, type LeaseResult, type QuotaSpec, type QuotaStatus, type ReserveResult, type Store, type TierSpec, type TierState, type UsageDelta, type UsageRow } from './store.ts';
 import { USAGE_RETENTION_DAYS } from './memory.ts';
 import { throttledWarn } from './warn.ts';
 
@@ -33,6 +33,10 @@ interface Scripts {
   ghReserve: Cmd;
   ghSettle: Cmd;
   ghQuotaRefund: Cmd;
+  ghLeaseAcquire: Cmd;
+  ghLeaseRenew: Cmd;
+  ghCoolDown: Cmd;
+  ghCooling: Cmd;
 }
 
 const lua = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
@@ -103,6 +107,10 @@ export class RedisStore implements Store {
     this.client.defineCommand('ghReserve', { lua: prelude + lua('quota_reserve'), numberOfKeys: 1 });
     this.client.defineCommand('ghSettle', { lua: prelude + lua('quota_settle'), numberOfKeys: 1 });
     this.client.defineCommand('ghQuotaRefund', { lua: lua('quota_refund'), numberOfKeys: 1 });
+    this.client.defineCommand('ghLeaseAcquire', { lua: lua('lease_acquire'), numberOfKeys: 1 });
+    this.client.defineCommand('ghLeaseRenew', { lua: lua('lease_renew'), numberOfKeys: 1 });
+    this.client.defineCommand('ghCoolDown', { lua: lua('cool_down'), numberOfKeys: 1 });
+    this.client.defineCommand('ghCooling', { lua: lua('cooling') });
     this.s = this.client as unknown as Scripts;
   }
 
@@ -141,7 +149,7 @@ export class RedisStore implements Store {
     const args: Array<string | number> = [quotas.length];
     for (let i = 0; i < quotas.length; i++) args.push(quotas[i].kind, periods[i], deltas[i], periodEnd(periods[i]) + 86_400_000);
     if (usage !== null) {
-      args.push(usage.route, USAGE_RETENTION_DAYS * 86_400);
+      args.push(usageDimension(usage), USAGE_RETENTION_DAYS * 86_400);
       for (const [type, v] of usageFields(usage)) args.push(type, v);
     }
     return this.deadline('settle', this.s.ghSettle(this.subjectKey(subject), ...args).then(() => undefined));
@@ -172,10 +180,51 @@ export class RedisStore implements Store {
       if (err) throw err;
       for (const [f, v] of Object.entries(h as Record<string, string>)) {
         const tab = f.lastIndexOf('\t');
-        rows.push({ day: days[i], route: f.slice(0, tab), type: f.slice(tab + 1), value: Number(v) });
+        rows.push({ day: days[i], ...splitDimension(f.slice(0, tab)), type: f.slice(tab + 1), value: Number(v) });
       }
     });
     return rows;
+  }
+
+  acquire(key: string, limit: number, id: string, ttlMs: number): Promise<LeaseResult> {
+    return this.deadline('acquire', this.s.ghLeaseAcquire(this.leaseKey(key), limit, id, ttlMs).then((r) => {
+      const a = r as number[];
+      return { ok: a[0] === 1, inFlight: Number(a[1]) };
+    }));
+  }
+
+  release(key: string, id: string): Promise<void> {
+    return this.deadline('release', this.client.zrem(this.leaseKey(key), id).then(() => undefined));
+  }
+
+  renew(leases: ReadonlyArray<readonly [string, string]>, ttlMs: number): Promise<void> {
+    // One script per lease set: sets are keyed apart (one slot each), a script may touch one.
+    const byKey = new Map<string, string[]>();
+    for (const [key, id] of leases) {
+      const ids = byKey.get(key);
+      if (ids === undefined) byKey.set(key, [id]);
+      else ids.push(id);
+    }
+    const calls: Promise<unknown>[] = [];
+    for (const [key, ids] of byKey) calls.push(this.s.ghLeaseRenew(this.leaseKey(key), ttlMs, ...ids));
+    return this.deadline('renew', Promise.all(calls).then(() => undefined));
+  }
+
+  coolDown(key: string, ms: number): Promise<void> {
+    return this.deadline('cool', this.s.ghCoolDown(this.coolKey(key), Math.max(1, Math.ceil(ms))).then(() => undefined));
+  }
+
+  cooling(keys: readonly string[]): Promise<number[]> {
+    if (keys.length === 0) return Promise.resolve([]);
+    return this.deadline('cooling', this.s.ghCooling(keys.length, ...keys.map((k) => this.coolKey(k))).then((r) => (r as number[]).map(Number)));
+  }
+
+  cacheGet(key: string): Promise<Buffer | null> {
+    return this.deadline('cache_get', this.client.getBuffer(`${this.prefix}cache:${key}`));
+  }
+
+  cachePut(key: string, value: Buffer, ttlMs: number): Promise<void> {
+    return this.deadline('cache_put', this.client.set(`${this.prefix}cache:${key}`, value, 'PX', Math.max(1, Math.ceil(ttlMs))).then(() => undefined));
   }
 
   connect(): void {
@@ -242,6 +291,16 @@ export class RedisStore implements Store {
 
   private rlKey(partition: string, tier: TierSpec): string {
     return `{${this.prefix}rl:${escapeTag(partition)}}:${tier.id}`;
+  }
+
+  /** A lease set per key, its own slot. */
+  private leaseKey(key: string): string {
+    return `{${this.prefix}lease:${escapeTag(key)}}`;
+  }
+
+  /** Every cooling key shares one tag, so one script reads all of a route's candidates. */
+  private coolKey(key: string): string {
+    return `{${this.prefix}cool}:${key}`;
   }
 
   private subjectKey(subject: string): string {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { obj, duration } from '../config/zod-helpers.ts';
+import { obj, duration, size } from '../config/zod-helpers.ts';
 
 /** The `state:` section: which store holds rate limits, quotas, usage and runtime consumers. A leaf module. */
 export const redisOptionsSchema = obj({
@@ -23,6 +23,10 @@ export const stateSchema = obj({
   // Always present after parsing (its defaults when the file has none): `onError` applies to the memory store's
   // policies too, and nothing downstream resolves these defaults again.
   redis: redisOptionsSchema.prefault({}),
+  /** How long a concurrency lease lives without renewal: a gateway that dies frees its slots within this. */
+  leaseTtl: duration.refine((ms) => ms >= 1000, 'at least 1s (leases are renewed every third of it)').prefault('30s'),
+  /** Bytes of response-cache entries the memory store keeps (least recently used out first). */
+  cacheSize: size.prefault('64mb'),
 });
 export type StateConfig = z.output<typeof stateSchema>;
 export type RedisOptions = z.output<typeof redisOptionsSchema>;

@@ -37,7 +37,8 @@ export interface ConsumeResult {
   tiers: TierState[];
 }
 
-export type QuotaKind = 'requests' | 'tokens' | 'bytes';
+/** `cost` counts integer micro-units of the pricing currency (1 USD = 1,000,000), never a float. */
+export type QuotaKind = 'requests' | 'tokens' | 'bytes' | 'cost';
 export type QuotaPeriod = 'day' | 'month';
 
 export interface QuotaSpec {
@@ -64,9 +65,19 @@ export interface UsageDelta {
   bytes: number;
   /** Tokens were estimated (no usage block arrived). */
   estimated: boolean;
+  /** What the request cost, in micro-units of the pricing currency (0 when unpriced). */
+  costMicros?: number;
+  /** Answered from the response cache (0 tokens, 0 cost). */
+  cached?: boolean;
+  /** The upstream and model that answered (model routes); records are then kept per route, upstream and model. */
+  upstream?: string;
+  model?: string;
 }
 
-export interface UsageRow { day: string; route: string; type: string; value: number }
+export interface UsageRow { day: string; route: string; type: string; value: number; upstream?: string; model?: string }
+
+/** A concurrency lease decision: taken or not, and how many leases the key holds now (this one included). */
+export interface LeaseResult { ok: boolean; inFlight: number }
 
 export interface QuotaStatus { kind: QuotaKind; period: QuotaPeriod; limit: number; used: number; resetAt: string }
 
@@ -89,6 +100,22 @@ export interface Store {
   quotaStatus(subject: string, quotas: readonly QuotaSpec[]): Promise<QuotaStatus[]>;
   /** Usage records of `subject` for the UTC days from..to ("2026-11-25"), inclusive. */
   usage(subject: string, days: readonly string[]): Promise<UsageRow[]>;
+  /**
+   * Concurrency leases: takes lease `id` under `key` when fewer than `limit` unexpired leases are held. A lease
+   * expires `ttlMs` after it was taken or last renewed, so a gateway that dies without releasing never holds a
+   * slot for longer than that.
+   */
+  acquire(key: string, limit: number, id: string, ttlMs: number): Awaitable<LeaseResult>;
+  release(key: string, id: string): Awaitable<void>;
+  /** Extends live leases (`[key, id]` pairs) by `ttlMs` from now; a lease that already expired is not revived. */
+  renew(leases: ReadonlyArray<readonly [string, string]>, ttlMs: number): Awaitable<void>;
+  /** Marks `key` as cooling down for `ms` from now (model failover); never shortens a longer cooldown. */
+  coolDown(key: string, ms: number): Awaitable<void>;
+  /** Milliseconds each key still cools down (0: not cooling). */
+  cooling(keys: readonly string[]): Awaitable<number[]>;
+  /** Response cache: the entry stored under `key`, or null. */
+  cacheGet(key: string): Awaitable<Buffer | null>;
+  cachePut(key: string, value: Buffer, ttlMs: number): Awaitable<void>;
   /** Opens the store's connections (the runtime calls it when it starts serving; building a store opens nothing). */
   connect(): void;
   /** Resolves true once the store can answer (Redis connected), false after `timeoutMs`. */
@@ -137,7 +164,7 @@ function pad(n: number): string {
 }
 
 /** Usage types as recorded (and queried on the admin API). */
-export const USAGE_TYPES = ['requests', 'tokens', 'input_tokens', 'output_tokens', 'bytes', 'estimated'] as const;
+export const USAGE_TYPES = ['requests', 'tokens', 'input_tokens', 'output_tokens', 'bytes', 'estimated', 'cost_micros', 'cache_hits'] as const;
 
 export function usageFields(u: UsageDelta): Array<[string, number]> {
   const out: Array<[string, number]> = [];
@@ -147,5 +174,23 @@ export function usageFields(u: UsageDelta): Array<[string, number]> {
   if (u.outputTokens) out.push(['output_tokens', u.outputTokens]);
   if (u.bytes) out.push(['bytes', u.bytes]);
   if (u.estimated) out.push(['estimated', 1]);
+  if (u.costMicros) out.push(['cost_micros', u.costMicros]);
+  if (u.cached) out.push(['cache_hits', 1]);
   return out;
+}
+
+/**
+ * The dimension a usage record is kept under: the route, or route, upstream and model (tab-separated) when the
+ * request went through model routing. Names come from the config (routes, upstreams) or are bounded by it (models).
+ */
+export function usageDimension(u: UsageDelta): string {
+  return u.upstream !== undefined ? `${u.route}\t${u.upstream}\t${u.model ?? ''}` : u.route;
+}
+
+/** The parts of a stored dimension (see usageDimension). */
+export function splitDimension(d: string): { route: string; upstream?: string; model?: string } {
+  const t = d.indexOf('\t');
+  if (t < 0) return { route: d };
+  const t2 = d.indexOf('\t', t + 1);
+  return { route: d.slice(0, t), upstream: d.slice(t + 1, t2), model: d.slice(t2 + 1) };
 }

@@ -29,8 +29,20 @@ export function expandTimeout(t: TimeoutInput | undefined): Partial<Timeouts> {
 }
 
 export const targetSchema = obj({ url: z.string().url(), weight: z.number().int().min(0).prefault(100) });
+/** LLM providers an upstream may speak for: the gateway injects the provider's credential (src/upstreams/provider.ts). */
+export const providerSchema = z.enum(['openai', 'anthropic', 'openai-compatible']);
+export type Provider = z.output<typeof providerSchema>;
+/** Where an `openai` or `anthropic` upstream goes when it lists no targets. */
+export const PROVIDER_TARGETS: Readonly<Partial<Record<Provider, string>>> = { openai: 'https://api.openai.com', anthropic: 'https://api.anthropic.com' };
+
 export const upstreamSchema = obj({
-  targets: z.array(z.union([z.string().url().transform((url) => ({ url, weight: 100 })), targetSchema], { error: explainUnion('expected a URL or { url, weight }') })).min(1),
+  /** Optional for `provider: openai | anthropic` (their public API); required otherwise (normalize resolves it). */
+  targets: z.array(z.union([z.string().url().transform((url) => ({ url, weight: 100 })), targetSchema], { error: explainUnion('expected a URL or { url, weight }') })).min(1).optional(),
+  provider: providerSchema.optional(),
+  /** The provider's API key, from the environment (`${OPENAI_API_KEY}`): clients never hold it. */
+  apiKey: z.string().optional(),
+  /** Requests in flight to this upstream at most, across every gateway sharing the store (a lease per exchange). */
+  maxInFlight: positiveInt.optional(),
   balance: z.enum(['round-robin', 'least-request', 'weighted']).prefault('round-robin'),
   timeout: timeoutSchema.optional(),
   pool: obj({ connections: positiveInt.prefault(128), keepAlive: duration.prefault('60s') }).prefault({}),
@@ -74,5 +86,5 @@ export const upstreamSchema = obj({
 });
 
 export type UpstreamInput = z.output<typeof upstreamSchema>;
-/** An upstream after the normalize pass: its timeouts resolved (defaults → `defaults.timeout` → its own). */
-export type UpstreamConfig = Omit<UpstreamInput, 'timeout'> & { timeouts: Timeouts };
+/** An upstream after the normalize pass: its timeouts resolved (defaults → `defaults.timeout` → its own), its targets too. */
+export type UpstreamConfig = Omit<UpstreamInput, 'timeout' | 'targets'> & { timeouts: Timeouts; targets: Array<{ url: string; weight: number }> };

@@ -6,6 +6,7 @@ import { CircuitBreaker, CLOSED, HALF_OPEN, OPEN, type CircuitState } from './ci
 import { PassiveHealth } from './ejection.ts';
 import { HealthChecker } from './health-checker.ts';
 import { RetryPolicy } from './retry-policy.ts';
+import { providerHeaders, type HeaderEdit } from './provider.ts';
 
 export type { Timeouts };
 
@@ -227,6 +228,10 @@ export class Upstream {
   readonly critical: boolean;
   readonly health: UpstreamConfig['health'];
   readonly events: UpstreamEvents;
+  /** An LLM provider's credential injection (client credentials stripped, the provider key set); null otherwise. */
+  readonly credentials: HeaderEdit | null;
+  /** `maxInFlight`: requests in flight to this upstream at most (a store lease per exchange); 0 = unlimited. */
+  readonly maxInFlight: number;
   /** Histogram child for this upstream's response time, resolved once by the gateway (no label lookup per request). */
   durationMetric: { observe(seconds: number): void } = { observe() {} };
   closed = false;
@@ -244,6 +249,8 @@ export class Upstream {
     this.degraded = cfg.degraded;
     this.critical = cfg.critical;
     this.health = cfg.health;
+    this.credentials = providerHeaders(cfg);
+    this.maxInFlight = cfg.maxInFlight ?? 0;
   }
 
   /**

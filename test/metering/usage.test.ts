@@ -13,7 +13,22 @@ function parse(contentType: string, text: string, size = 7) {
 
 test('OpenAI and Anthropic JSON usage blocks', () => {
   assert.deepEqual(parse('application/json', JSON.stringify({ choices: [], usage: { prompt_tokens: 12, completion_tokens: 30, total_tokens: 42 } })), { input: 12, output: 30, total: 42, found: true });
-  assert.deepEqual(parse('application/json; charset=utf-8', JSON.stringify({ content: [{ text: 'héllo' }], usage: { input_tokens: 10, cache_read_input_tokens: 5, output_tokens: 7 } })), { input: 15, output: 7, total: 22, found: true });
+  assert.deepEqual(parse('application/json; charset=utf-8', JSON.stringify({ content: [{ text: 'héllo' }], usage: { input_tokens: 10, cache_read_input_tokens: 5, output_tokens: 7 } })), { input: 15, output: 7, total: 22, found: true, cached: 5 });
+  // prompt-cache reads are a part of the input, priced as cachedInput (OpenAI: prompt_tokens_details.cached_tokens)
+  assert.deepEqual(parse('application/json', JSON.stringify({ usage: { prompt_tokens: 100, completion_tokens: 1, total_tokens: 101, prompt_tokens_details: { cached_tokens: 64 } } })), { input: 100, output: 1, total: 101, found: true, cached: 64 });
+});
+
+test('the model the response names is read from JSON and from SSE (OpenAI chunks, Anthropic message_start)', () => {
+  const p = new UsageParser();
+  p.onHeaders('application/json');
+  p.onData(Buffer.from(JSON.stringify({ model: 'gpt-4o-2024-08-06', usage: { prompt_tokens: 1, completion_tokens: 1 } })));
+  p.result();
+  assert.equal(p.model, 'gpt-4o-2024-08-06');
+  const s = new UsageParser();
+  s.onHeaders('text/event-stream');
+  s.onData(Buffer.from(`event: message_start\ndata: ${JSON.stringify({ type: 'message_start', message: { model: 'claude-x', usage: { input_tokens: 3, output_tokens: 1 } } })}\n\n`));
+  s.result();
+  assert.equal(s.model, 'claude-x');
 });
 
 test('a JSON body past the capture limit is searched in its tail', () => {

@@ -112,6 +112,67 @@ function contract(name: string, make: () => Store) {
       assert.equal(get('estimated'), undefined);
     });
 
+    test('cost quotas are integer micro-units through the same scripts; usage is kept per route, upstream and model', async () => {
+      const s = 'q-' + uniq();
+      const qs: QuotaSpec[] = [{ kind: 'cost', period: 'month', limit: 50_000 }];
+      const r1 = await await_(store.reserve(s, qs, [30_000]));
+      assert.equal(r1.ok, true);
+      assert.equal((await await_(store.reserve(s, qs, [20_001]))).ok, false);
+      await await_(store.settle(s, qs, r1.periods, [6_000 - 30_000], { route: 'chat', upstream: 'openai', model: 'gpt-4o', requests: 1, tokens: 1500, inputTokens: 1000, outputTokens: 500, bytes: 10, estimated: false, costMicros: 6_000 }));
+      assert.deepEqual((await store.quotaStatus(s, qs)).map((x) => x.used), [6_000]);
+      const r2 = await await_(store.reserve(s, qs, [44_000]));
+      assert.equal(r2.ok, true, '6,000 + 44,000 = 50,000 fits exactly');
+      assert.equal((await await_(store.reserve(s, qs, [1]))).ok, false);
+      await await_(store.settle(s, qs, r2.periods, [0], { route: 'chat', requests: 1, tokens: 0, inputTokens: 0, outputTokens: 0, bytes: 0, estimated: false, cached: true }));
+      const rows = await store.usage(s, [new Date().toISOString().slice(0, 10)]);
+      const byModel = rows.filter((r) => r.model === 'gpt-4o');
+      assert.deepEqual(byModel.map((r) => [r.route, r.upstream, r.type, r.value]).sort(), [['chat', 'openai', 'bytes', 10], ['chat', 'openai', 'cost_micros', 6000], ['chat', 'openai', 'input_tokens', 1000], ['chat', 'openai', 'output_tokens', 500], ['chat', 'openai', 'requests', 1], ['chat', 'openai', 'tokens', 1500]]);
+      const plain = rows.filter((r) => r.upstream === undefined);
+      assert.deepEqual(plain.map((r) => [r.route, r.type, r.value]).sort(), [['chat', 'cache_hits', 1], ['chat', 'requests', 1]]);
+    });
+
+    test('concurrency leases: at most limit held; release frees one; renewing keeps one alive; an unrenewed one expires', async () => {
+      const k = 'cc:' + uniq();
+      const got = await Promise.all(Array.from({ length: 8 }, (_, i) => await_(store.acquire(k, 3, `l${i}`, 60_000))));
+      assert.equal(got.filter((g) => g.ok).length, 3);
+      assert.ok(got.filter((g) => !g.ok).every((g) => g.inFlight === 3));
+      const held = got.map((g, i) => (g.ok ? `l${i}` : null)).filter((x): x is string => x !== null);
+      await await_(store.release(k, held[0]));
+      assert.equal((await await_(store.acquire(k, 3, 'again', 60_000))).ok, true);
+      assert.equal((await await_(store.acquire(k, 3, 'more', 60_000))).ok, false);
+      // short leases: one renewed, one not
+      const e = 'cc:' + uniq();
+      assert.equal((await await_(store.acquire(e, 2, 'kept', 300))).ok, true);
+      assert.equal((await await_(store.acquire(e, 2, 'dies', 300))).ok, true);
+      assert.equal((await await_(store.acquire(e, 2, 'x', 300))).ok, false);
+      for (let i = 0; i < 4; i++) { await new Promise((r) => setTimeout(r, 120)); await await_(store.renew([[e, 'kept']], 300)); }
+      const r = await await_(store.acquire(e, 2, 'x', 300));
+      assert.deepEqual(r, { ok: true, inFlight: 2 }, 'the unrenewed lease expired, the renewed one is still held');
+      await await_(store.renew([[e, 'dies']], 300));
+      assert.equal((await await_(store.acquire(e, 2, 'y', 300))).ok, false, 'renewing an expired lease does not revive it');
+    });
+
+    test('cooling: a cooldown is never shortened and runs out', async () => {
+      const a = 'up\tm-' + uniq(), b = 'up\tn-' + uniq();
+      await await_(store.coolDown(a, 400));
+      await await_(store.coolDown(a, 100));
+      const [left, none] = await await_(store.cooling([a, b]));
+      assert.ok(left > 250 && left <= 400, `left ${left}`);
+      assert.equal(none, 0);
+      await new Promise((r) => setTimeout(r, 450));
+      assert.deepEqual(await await_(store.cooling([a])), [0]);
+    });
+
+    test('response cache: an entry is returned byte for byte until its TTL', async () => {
+      const k = uniq();
+      const v = Buffer.from([0, 1, 2, 255, ...Buffer.from('{"a":1}')]);
+      assert.equal(await await_(store.cacheGet(k)), null);
+      await await_(store.cachePut(k, v, 200));
+      assert.deepEqual(await await_(store.cacheGet(k)), v);
+      await new Promise((r) => setTimeout(r, 250));
+      assert.equal(await await_(store.cacheGet(k)), null);
+    });
+
     test('concurrent reservations never overspend', async () => {
       const s = 'q-' + uniq();
       const qs: QuotaSpec[] = [{ kind: 'requests', period: 'day', limit: 25 }];
@@ -122,6 +183,21 @@ function contract(name: string, make: () => Store) {
 }
 
 contract('memory', () => new MemoryStore());
+
+test('memory response cache is a bounded LRU by bytes', () => {
+  const m = new MemoryStore({ cacheBytes: 1000 });
+  const v = (n: number) => Buffer.alloc(n, 1);
+  m.cachePut('a', v(400), 60_000);
+  m.cachePut('b', v(400), 60_000);
+  assert.ok(m.cacheGet('a') !== null); // a is now the most recently used
+  m.cachePut('c', v(400), 60_000);
+  assert.equal(m.cacheGet('b'), null, 'the least recently used entry went');
+  assert.ok(m.cacheGet('a') !== null && m.cacheGet('c') !== null);
+  assert.equal(m.cachedBytes, 800);
+  m.cachePut('huge', v(1001), 60_000);
+  assert.equal(m.cacheGet('huge'), null, 'an entry larger than the whole cache is not kept');
+  void m.close();
+});
 contract('redis', () => new RedisStore({ url: REDIS, keyPrefix: `ghtest-${randomBytes(4).toString('hex')}:`, timeout: 2000, logger: silent }));
 
 describe('redis specifics', () => {

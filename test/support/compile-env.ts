@@ -21,6 +21,7 @@ export function compileEnv(over: Partial<CompileEnv> = {}): CompileEnv {
     trusted: new TrustedProxies([]),
     identityHeaders: new Set(),
     resources: new ResourceSet(null),
+    upstreams: new Map(),
     shared: new Map(),
     ...over,
   };

@@ -8,7 +8,7 @@ import { startFaulty } from './faulty-upstream.ts';
 
 function upstream(balance: string, weights: number[]): Upstream {
   const cfg = upstreamSchema.parse({ balance, targets: weights.map((weight, i) => ({ url: `http://127.0.0.1:${10_000 + i}`, weight })) });
-  return new Upstream('u', { ...cfg, timeouts: DEFAULT_TIMEOUTS });
+  return new Upstream('u', { ...cfg, targets: cfg.targets!, timeouts: DEFAULT_TIMEOUTS });
 }
 
 const letters = (up: Upstream, n: number, exclude = 0) => Array.from({ length: n }, () => 'abcdefgh'[up.pick(exclude)!.index]).join('');
