@@ -11,6 +11,10 @@ export type { Logger };
  * No redaction pass: pino's path redaction costs ~6% of the proxy's CPU, and the access log never copies
  * headers or raw query strings in the first place. Code must not log request headers or bodies.
  */
+/** Destinations createLogger buffers itself (stdout in JSON): access lines to them may be batched (access-log.ts). */
+const buffered = new WeakSet<object>();
+export const isBufferedDestination = (stream: object): boolean => buffered.has(stream);
+
 export function createLogger(opts: { level: string; format: 'json' | 'pretty'; destination?: NodeJS.WritableStream }): Logger {
   const base = {
     level: opts.level,
@@ -21,6 +25,7 @@ export function createLogger(opts: { level: string; format: 'json' | 'pretty'; d
   if (opts.format === 'pretty') return pino(base, (requireLazy('pino-pretty') as typeof import('pino-pretty'))({ colorize: process.stdout.isTTY, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,type', singleLine: true, destination: opts.destination as never }));
   if (opts.destination) return pino(base, opts.destination as never);
   const dest = pino.destination({ sync: false, minLength: 4096 });
+  buffered.add(dest);
   // Buffered for throughput, but a quiet gateway must not hold its lines (startup, errors) until 4 KiB pile up.
   setInterval(() => { try { dest.flush(); } catch { /* not open yet, or already closed */ } }, 1000).unref();
   return pino(base, dest);

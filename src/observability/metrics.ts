@@ -1,7 +1,18 @@
-import { Registry, Counter, Histogram, Gauge, collectDefaultMetrics } from 'prom-client';
+import { Registry, Counter, Gauge, collectDefaultMetrics } from 'prom-client';
+import { HotCounter, HotHistogram, type HotCounterChild, type HotHistogramChild } from './hot-metrics.ts';
 
-const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'OTHER'];
 const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'];
+
+function methodIndex(m: string): number {
+  switch (m) {
+    case 'GET': return 0; case 'HEAD': return 1; case 'POST': return 2; case 'PUT': return 3;
+    case 'PATCH': return 4; case 'DELETE': return 5; case 'OPTIONS': return 6; default: return 7;
+  }
+}
+
+/** A route's request series, resolved on its first request: counters by method × status class, and its duration. */
+interface RouteSeries { counts: Array<HotCounterChild | undefined>; duration: HotHistogramChild }
 
 /**
  * Gateway metrics. Labels are bounded by construction: route names from the config (or "none"),
@@ -9,9 +20,10 @@ const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'];
  */
 export class Metrics {
   readonly registry = new Registry();
-  readonly requests = new Counter({ name: 'gatehouse_requests_total', help: 'Requests handled, by route, method and status class.', labelNames: ['route', 'method', 'status_class'], registers: [this.registry] });
-  readonly duration = new Histogram({ name: 'gatehouse_request_duration_seconds', help: 'Time from request received to response finished.', labelNames: ['route'], buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120], registers: [this.registry] });
-  readonly upstreamDuration = new Histogram({ name: 'gatehouse_upstream_duration_seconds', help: 'Time from dispatch to upstream response headers.', labelNames: ['upstream'], buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], registers: [this.registry] });
+  // Touched by every request: src/observability/hot-metrics.ts (pre-resolved children, no label hashing).
+  readonly requests = new HotCounter('gatehouse_requests_total', 'Requests handled, by route, method and status class.', ['route', 'method', 'status_class'], this.registry);
+  readonly duration = new HotHistogram('gatehouse_request_duration_seconds', 'Time from request received to response finished.', ['route'], [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120], this.registry);
+  readonly upstreamDuration = new HotHistogram('gatehouse_upstream_duration_seconds', 'Time from dispatch to upstream response headers.', ['upstream'], [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], this.registry);
   readonly upstreamErrors = new Counter({ name: 'gatehouse_upstream_errors_total', help: 'Upstream failures by upstream and error code.', labelNames: ['upstream', 'code'], registers: [this.registry] });
   readonly activeConnections = new Gauge({ name: 'gatehouse_active_connections', help: 'Open client connections.', registers: [this.registry] });
   readonly inflightStreams = new Gauge({ name: 'gatehouse_inflight_streams', help: 'Streaming responses (SSE) and WebSocket tunnels in progress.', labelNames: ['kind'], registers: [this.registry] });
@@ -20,23 +32,22 @@ export class Metrics {
   readonly configLoadedAt = new Gauge({ name: 'gatehouse_config_last_reload_success_timestamp_seconds', help: 'When the serving config generation was activated (Unix time).', registers: [this.registry] });
   readonly http2Goaways = new Counter({ name: 'gatehouse_http2_flood_goaways_total', help: 'HTTP/2 connections sent GOAWAY for exceeding a flood limit (rapid_reset, ping_flood, settings_flood).', labelNames: ['reason'], registers: [this.registry] });
   readonly tlsCertificateExpiry = new Gauge({ name: 'gatehouse_tls_certificate_expiry_timestamp_seconds', help: 'When each serving TLS certificate expires (Unix time), by its first server name.', labelNames: ['certificate'], registers: [this.registry] });
-  private readonly children = new Map<string, { count: ReturnType<Counter['labels']> }>();
-  private readonly durations = new Map<string, ReturnType<Histogram['labels']>>();
+  private readonly routes = new Map<string, RouteSeries>();
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'gatehouse_' });
   }
 
-  /** Records a finished request; label children are cached so the hot path does no label hashing. */
+  /** Records a finished request: one map lookup by route name, then array slots. */
   observeRequest(route: string, method: string, status: number, seconds: number): void {
-    const m = METHODS.has(method) ? method : 'OTHER';
-    const cls = CLASSES[Math.floor(status / 100) - 1] ?? '5xx';
-    const key = `${route}\u0000${m}\u0000${cls}`;
-    let c = this.children.get(key);
-    if (!c) { c = { count: this.requests.labels(route, m, cls) }; this.children.set(key, c); }
-    c.count.inc();
-    let d = this.durations.get(route);
-    if (!d) { d = this.duration.labels(route); this.durations.set(route, d); }
-    d.observe(seconds);
+    let r = this.routes.get(route);
+    if (r === undefined) { r = { counts: new Array(METHODS.length * CLASSES.length), duration: this.duration.child(route) }; this.routes.set(route, r); }
+    let cls = ((status / 100) | 0) - 1;
+    if (cls < 0 || cls > 4) cls = 4;
+    const slot = methodIndex(method) * CLASSES.length + cls;
+    let c = r.counts[slot];
+    if (c === undefined) c = r.counts[slot] = this.requests.child(route, METHODS[slot / CLASSES.length | 0], CLASSES[cls]);
+    c.inc();
+    r.duration.observe(seconds);
   }
 }

@@ -91,7 +91,7 @@ export class Generation implements RequestPath {
     this.identityHeaders = new Set(['x-consumer-id', 'x-user-id', 'x-user-plan', 'x-consumer-plan']);
     this.resources = new ResourceSet(prev?.resources ?? null);
     ({ upstreams: this.upstreams, adopt: this.adopt } = buildUpstreams(config.upstreams, host.upstreamEvents, prev === null ? null : { upstreams: prev.upstreams, configs: prev.config.upstreams }));
-    for (const u of this.upstreams.values()) u.durationMetric = host.metrics.upstreamDuration.labels(u.name);
+    for (const u of this.upstreams.values()) u.durationMetric = host.metrics.upstreamDuration.child(u.name);
 
     const shared = new Map<string, unknown>();
     const env: CompileEnv = { logger: host.logger, metrics: host.metrics, store: host.store, consumers: host.consumers, storeWarn: host.storeWarn, trusted: this.trusted, identityHeaders: this.identityHeaders, resources: this.resources, upstreams: this.upstreams, shared };
