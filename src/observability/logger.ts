@@ -1,5 +1,6 @@
 import { pino, type Logger } from 'pino';
 import { createRequire } from 'node:module';
+import { LogSink } from './log-sink.ts';
 
 // pino-pretty is for development only; loading it lazily keeps it out of production processes.
 const requireLazy = createRequire(import.meta.url);
@@ -11,10 +12,6 @@ export type { Logger };
  * No redaction pass: pino's path redaction costs ~6% of the proxy's CPU, and the access log never copies
  * headers or raw query strings in the first place. Code must not log request headers or bodies.
  */
-/** Destinations createLogger buffers itself (stdout in JSON): access lines to them may be batched (access-log.ts). */
-const buffered = new WeakSet<object>();
-export const isBufferedDestination = (stream: object): boolean => buffered.has(stream);
-
 export function createLogger(opts: { level: string; format: 'json' | 'pretty'; destination?: NodeJS.WritableStream }): Logger {
   const base = {
     level: opts.level,
@@ -24,9 +21,15 @@ export function createLogger(opts: { level: string; format: 'json' | 'pretty'; d
   };
   if (opts.format === 'pretty') return pino(base, (requireLazy('pino-pretty') as typeof import('pino-pretty'))({ colorize: process.stdout.isTTY, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,type', singleLine: true, destination: opts.destination as never }));
   if (opts.destination) return pino(base, opts.destination as never);
-  const dest = pino.destination({ sync: false, minLength: 4096 });
-  buffered.add(dest);
-  // Buffered for throughput, but a quiet gateway must not hold its lines (startup, errors) until 4 KiB pile up.
-  setInterval(() => { try { dest.flush(); } catch { /* not open yet, or already closed */ } }, 1000).unref();
-  return pino(base, dest);
+  return pino(base, stdoutSink());
+}
+
+/** One sink per process for fd 1, shared by every logger made (a reload makes none, but tests and workers may). */
+let stdout: LogSink | null = null;
+function stdoutSink(): LogSink {
+  if (stdout === null) {
+    const sink = stdout = new LogSink(1);
+    process.once('exit', () => sink.flushSync());
+  }
+  return stdout;
 }

@@ -8,7 +8,6 @@ import type { Config } from '../config/schema.ts';
 import { ConfigError, formatIssue, formatPath } from '../config/errors.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
-import { flushAccessLog } from '../observability/access-log.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { peerAddress } from '../server/client-ip.ts';
 import { createRequestHandler, type RequestPathSource } from '../server/handler.ts';
@@ -286,7 +285,6 @@ export class Runtime implements RequestPathSource, GenerationHost {
     try { await this.store.close(); } catch { /* closing anyway */ }
     try { await this.consumers.close(); } catch { /* closing anyway */ }
     this.events.emit('closed');
-    flushAccessLog();
     this.logger.flush?.();
   }
 
