@@ -23,7 +23,9 @@ export function nextTraceparent(inbound: string | undefined): string {
       return `00-${m[2]}-${randomHex(8)}-${m[4]}`;
     }
   }
-  return `00-${randomHex(16)}-${randomHex(8)}-01`;
+  // One hex conversion for both ids (a new trace id and the gateway's span id).
+  const ids = randomHex(24);
+  return `00-${ids.slice(0, 32)}-${ids.slice(32)}-01`;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:@\/+=-]{1,128}$/;
