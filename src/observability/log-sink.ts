@@ -63,20 +63,29 @@ export class LogSink {
   };
 
   private append(s: string): void {
-    // utf8Write stops short rather than overflow; a line can take up to 3 bytes per UTF-16 unit.
+    // write() stops short rather than overflow; a line can take up to 3 bytes per UTF-16 unit.
     if (this.len + s.length * 3 > this.buf.length) {
       this.cut();
       if (s.length * 3 > this.buf.length) { this.enqueue(Buffer.from(s)); this.kick(); return; }
     }
     this.len += this.buf.write(s, this.len);
-    if (this.len >= CHUNK) { this.cut(); this.kick(); }
+    if (this.len >= CHUNK) this.cut();
   }
 
+  /**
+   * Hands what is buffered to the fd. The common case writes straight from the buffer, which is then reused (no
+   * allocation per chunk); only what a full pipe left unwritten is copied into the queue.
+   */
   private cut(): void {
     if (this.len === 0) return;
-    this.enqueue(this.buf.subarray(0, this.len));
-    this.buf = Buffer.allocUnsafe(CHUNK * 2);
+    const chunk = this.buf.subarray(0, this.len);
     this.len = 0;
+    if (this.queue.length === 0 && !this.blocked) {
+      const n = this.writeOnce(chunk);
+      if (n < chunk.length) this.enqueue(Buffer.from(chunk.subarray(n)));
+    } else {
+      this.enqueue(Buffer.from(chunk));
+    }
   }
 
   private enqueue(b: Buffer): void {
@@ -85,29 +94,32 @@ export class LogSink {
     this.queued += b.length;
   }
 
-  /**
-   * Writes queued chunks synchronously, like pino's default destination: one ~10 µs syscall per 16 KiB chunk,
-   * and no write in flight on the thread pool, so order holds and nothing is pending when the process exits.
-   * A non-blocking pipe that is full (EAGAIN) is retried 10 ms later instead of stalling the event loop.
-   */
+  /** Writes what a full pipe held back, in order. */
   private kick(): void {
     while (!this.blocked && this.queue.length > 0) {
       const b = this.queue[0];
-      let n: number;
-      try {
-        n = writeSync(this.fd, b, 0, b.length);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'EAGAIN') {
-          this.blocked = true;
-          setTimeout(() => { this.blocked = false; this.kick(); }, 10).unref();
-          return;
-        }
-        n = b.length; // stdout closed: this chunk cannot be written anywhere
-      }
+      const n = this.writeOnce(b);
       this.queued -= n;
       if (n < b.length) this.queue[0] = b.subarray(n);
       else this.queue.shift();
     }
   }
 
+  /**
+   * One synchronous write, like pino's default destination: ~10 µs per 16 KiB chunk, no write in flight on the
+   * thread pool, so order holds and nothing is pending when the process exits. A non-blocking pipe that is full
+   * (EAGAIN) is retried 10 ms later instead of stalling the event loop. Returns the bytes that are done with.
+   */
+  private writeOnce(b: Buffer): number {
+    try {
+      return writeSync(this.fd, b, 0, b.length);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') return b.length; // stdout closed: nowhere to write it
+      if (!this.blocked) {
+        this.blocked = true;
+        setTimeout(() => { this.blocked = false; this.kick(); }, 10).unref();
+      }
+      return 0;
+    }
+  }
 }
