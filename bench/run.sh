@@ -96,7 +96,7 @@ export GATEHOUSE_DIR=$REPO TMPDIR=$WORK/tmp
 # 1 GiB upload meets Gatehouse's 10 MB default and fails with 413. Admin listener on an ephemeral port, so a
 # gateway already running on this machine (admin default 127.0.0.1:9901) cannot make the bench one fail to start.
 export GATEHOUSE_MAX_BODY_SIZE=${GATEHOUSE_MAX_BODY_SIZE:-4gb} GATEHOUSE_ADMIN_LISTEN=${GATEHOUSE_ADMIN_LISTEN:-127.0.0.1:0}
-NOTES=()
+NOTES=() IDLE=()
 [ ${#SKIPPED[@]} -gt 0 ] && NOTES+=("skipped (no adapter): ${SKIPPED[*]}")
 # --- Preflight each gatehouse* adapter against the streaming upstream: starts, GET /json is 200, SSE arrives.
 freeport() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
@@ -113,6 +113,8 @@ preflight() { # name
     sleep 0.2
   done
   local started=$((SECONDS - t0))
+  # Idle footprint: the process after start and one request (the adapter execs node, so $ppid is the gateway).
+  [ "$code" = 200 ] && IDLE+=("$name $(awk '/VmRSS/{printf "%.0f", $2/1024}' "/proc/$ppid/status" 2>/dev/null) MB")
   if [ "$code" = 000 ]; then
     log "preflight $name: did not answer within 20 s"; ok=0
   elif [ "$code" != 200 ]; then
@@ -141,6 +143,17 @@ for n in ${PLIST//,/ }; do
     preflight "$n";;
   esac
 done
+# The Node ceiling's idle footprint, for the same comparison.
+if [[ ",$PLIST," == *,node-dispatch,* ]]; then
+  ndp=$(freeport); ndu=$(freeport)
+  node "$H/upstream.mjs" "$ndu" & ndu_pid=$!
+  "$H/proxies/node-dispatch.sh" "$ndp" "http://127.0.0.1:$ndu" > /dev/null 2>&1 & nd_pid=$!
+  for _ in $(seq 1 50); do curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$ndp/json" && break; sleep 0.1; done
+  nd_node=$(pgrep -P "$nd_pid" node || echo "$nd_pid")
+  IDLE+=("node-dispatch $(awk '/VmRSS/{printf "%.0f", $2/1024}' "/proc/$nd_node/status" 2>/dev/null) MB")
+  kill "$nd_node" "$nd_pid" "$ndu_pid" 2>/dev/null; wait "$nd_pid" "$ndu_pid" 2>/dev/null
+fi
+[ ${#IDLE[@]} -gt 0 ] && NOTES+=("idle RSS after start and one request: $(IFS=';'; echo "${IDLE[*]}" | sed 's/;/, /g')")
 
 # --- Run. Raw outputs under bench/results/, named by date (and time, so several runs a day coexist).
 STAMP=$(date -u +%Y-%m-%dT%H%MZ)
