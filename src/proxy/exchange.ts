@@ -69,7 +69,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.failingOver = true;
       return true;
     }
-    const { headers, contentType } = clientResponseHeaders(raw ?? [], false);
+    const { headers, contentType, badFraming } = clientResponseHeaders(raw ?? [], false);
+    if (badFraming) {
+      // Nothing of it is relayed: the exchange ends through onError as an invalid response (502, or another target).
+      ctx.abortUpstream?.(Object.assign(new Error('The upstream response has an invalid Transfer-Encoding.'), { code: 'HPE_INVALID_TRANSFER_ENCODING' }));
+      return false;
+    }
     if (ctx.responseDefaults !== null || ctx.dropUpstreamCors) applyEdgeHeaders(headers, ctx.responseDefaults, ctx.dropUpstreamCors);
     if (ctx.responseEdit !== null) ctx.responseEdit(headers, ctx);
     headers.push('x-request-id', ctx.requestId);

@@ -47,24 +47,31 @@ export function upstreamRequestHeaders(h: IncomingHttpHeaders, f: ForwardedFacts
   return out;
 }
 
-/** Response headers from undici's raw [name, value, ...] buffers, minus hop-by-hop and server fingerprints. */
-export function clientResponseHeaders(raw: Buffer[] | string[], upgrade: boolean): { headers: string[]; contentType: string | undefined } {
+/**
+ * Response headers from undici's raw [name, value, ...] buffers, minus hop-by-hop and server fingerprints.
+ * `badFraming`: a Transfer-Encoding other than exactly `chunked` (`chunked, chunked`, `gzip, chunked`, a second
+ * header): undici reads such a body as chunked anyway, but another hop may not (RFC 9112 §6.1), so it is a 502.
+ */
+export function clientResponseHeaders(raw: Buffer[] | string[], upgrade: boolean): { headers: string[]; contentType: string | undefined; badFraming: boolean } {
   const out: string[] = [];
   let listed: Set<string> | null = null;
   let contentType: string | undefined;
+  let te = 0;
+  let badFraming = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i].toString('latin1');
     const lower = name.toLowerCase();
     const value = raw[i + 1].toString('latin1');
+    if (lower === 'transfer-encoding' && (++te > 1 || value.trim().toLowerCase() !== 'chunked')) badFraming = true;
     if (lower === 'connection') listed = connectionListed(value);
     if (RESPONSE_DROP.has(lower) && !(upgrade && UPGRADE_KEEP.has(lower))) continue;
     if (lower === 'content-type') contentType = value;
     out.push(name, value);
   }
-  if (listed === null) return { headers: out, contentType };
+  if (listed === null) return { headers: out, contentType, badFraming };
   const kept: string[] = [];
   for (let i = 0; i < out.length; i += 2) if (!listed.has(out[i].toLowerCase())) kept.push(out[i], out[i + 1]);
-  return { headers: kept, contentType };
+  return { headers: kept, contentType, badFraming };
 }
 
 /** Names a Connection header lists (besides keep-alive/close/upgrade tokens), which are hop-by-hop too. */

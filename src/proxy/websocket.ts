@@ -1,4 +1,5 @@
 import { ServerResponse, type IncomingMessage } from 'node:http';
+import { createHash } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { GatewayError, toGatewayError } from '../errors.ts';
@@ -37,6 +38,8 @@ export function createUpgradeHandler(source: RequestPathSource, tunnels: Set<Dup
     socket.once('close', () => finishExchange(rt, ctx, ctx.status > 0 ? ctx.status : 499));
 
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return fail(new GatewayError('bad_request', 'Only WebSocket upgrades are supported.'));
+    const refused = handshakeProblem(req);
+    if (refused !== null) return fail(refused);
     // A tunnel opened now would only be cut when the drain's grace ends: the client reconnects elsewhere instead.
     if (rt.isDraining()) return fail(new GatewayError('draining', 'The gateway is shutting down; reconnect shortly.', { headers: { 'retry-after': '1' } }));
     if (hasDuplicateCredentials(req.rawHeaders)) return fail(DUPLICATE_CREDENTIALS);
@@ -56,6 +59,42 @@ export function createUpgradeHandler(source: RequestPathSource, tunnels: Set<Dup
 
     runAll(ctx, route.steps).then(() => tunnel(rt, ctx, socket, head, tunnels), fail);
   };
+}
+
+const WS_KEY = /^[A-Za-z0-9+/]{21}[AQgw]==$/;
+const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+
+/**
+ * RFC 6455 §4.2.1 before anything is spent on the handshake: a GET, no body (an upgrade that carries one would be
+ * tunnelled with it, bytes the upstream reads as frames), a Sec-WebSocket-Key that is 16 bytes in base64, and
+ * version 13 (otherwise 426 naming the one we speak, §4.4).
+ */
+function handshakeProblem(req: IncomingMessage): GatewayError | null {
+  const h = req.headers;
+  if (req.method !== 'GET') return new GatewayError('bad_request', 'A WebSocket handshake must be a GET request.');
+  if ((h['content-length'] !== undefined && h['content-length'] !== '0') || h['transfer-encoding'] !== undefined) {
+    return new GatewayError('bad_request', 'An upgrade request must not carry a body.', { headers: { connection: 'close' } });
+  }
+  const key = h['sec-websocket-key'];
+  if (typeof key !== 'string' || !WS_KEY.test(key)) return new GatewayError('bad_request', 'The Sec-WebSocket-Key header is missing or malformed.');
+  if (h['sec-websocket-version'] !== '13') return new GatewayError('upgrade_required', 'Only WebSocket version 13 is supported.', { headers: { 'sec-websocket-version': '13' } });
+  return null;
+}
+
+/** The Sec-WebSocket-Accept a genuine 101 for this key carries (§4.2.2). */
+function expectedAccept(key: string): string {
+  return createHash('sha1').update(key + WS_GUID).digest('base64');
+}
+
+function acceptOf(raw: Buffer[] | string[] | null): string | undefined {
+  if (raw === null) return undefined;
+  let found: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].toString('latin1').toLowerCase() !== 'sec-websocket-accept') continue;
+    if (found !== undefined) return undefined; // two of them: not a valid handshake
+    found = raw[i + 1].toString('latin1').trim();
+  }
+  return found;
 }
 
 async function runAll(ctx: RequestContext, steps: readonly Step[]): Promise<void> {
@@ -92,6 +131,16 @@ function tunnel(rt: RequestPath, ctx: RequestContext, socket: Duplex, head: Buff
   const handler: Dispatcher.DispatchHandler = {
     onConnect(a) { abort = a; },
     onUpgrade(status, raw, up) {
+      // A 101 that does not prove it read this handshake (§4.1: the client MUST fail it) is not relayed.
+      if (acceptOf(raw as Buffer[] | null) !== expectedAccept(ctx.req.headers['sec-websocket-key'] as string)) {
+        up.destroy();
+        report(OUTCOME_FAIL);
+        socket.off('close', onClientGone);
+        ctx.errorCode = 'upstream_failed';
+        rt.fail(ctx, new GatewayError('upstream_failed', 'The upstream service answered the WebSocket handshake without a valid Sec-WebSocket-Accept.', { extra: { cause: 'invalid_response' } }));
+        ctx.res.once('finish', () => socket.end());
+        return;
+      }
       report(OUTCOME_OK);
       socket.off('close', onClientGone);
       ctx.upstreamMs = performance.now() - ctx.upstreamStart;
