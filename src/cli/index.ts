@@ -1,9 +1,7 @@
 import { parseArgs } from 'node:util';
 import { availableParallelism } from 'node:os';
-import { z } from 'zod';
 import { loadConfigFile, type LoadedConfig } from '../config/load.ts';
 import { ConfigError, formatIssue } from '../config/errors.ts';
-import { configSchema } from '../config/schema.ts';
 import { Runtime } from '../runtime/runtime.ts';
 import { watchConfig } from '../runtime/watch.ts';
 import { describeRoutes, formatRouteTable } from '../routing/describe.ts';
@@ -60,9 +58,11 @@ export async function main(argv: string[]): Promise<void> {
       if (code !== 0) process.exit(code);
       return;
     }
-    case 'schema':
-      process.stdout.write(JSON.stringify(z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }), null, 2) + '\n');
+    case 'schema': {
+      const doc = await import('../config/schema-doc.ts');
+      process.stdout.write(v.markdown ? doc.configReferenceMarkdown() : doc.schemaFileText());
       return;
+    }
   }
 }
 

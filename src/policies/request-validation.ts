@@ -16,11 +16,10 @@ import { DocumentCompiler, compileOperation, invalid, type OperationValidator } 
  * The document is a file, read at load, relative to the config file (docs/request-rules.md says why not a URL).
  */
 const validateSchema = obj({
-  openapi: z.string().min(1),
-  /** An operationId, or `METHOD /path` as the document writes it. */
-  operation: z.string().min(1).optional(),
+  openapi: z.string().min(1).describe('OpenAPI 3.0/3.1 document (a file, relative to this config file).'),
+  operation: z.string().min(1).optional().describe('An operationId, or `METHOD /path` as the document writes it; default: found by the route\'s path and methods.'),
 });
-export const validateRouteKeys = { validate: validateSchema.optional() };
+export const validateRouteKeys = { validate: validateSchema.optional().describe('Validate requests against an OpenAPI operation (400 with JSON Pointers; docs/request-rules.md).') };
 
 /** A route's `validate` after the normalize pass: `file` is `openapi` resolved against the config file's directory. */
 export interface ValidateConfig { openapi: string; operation?: string; file: string }
