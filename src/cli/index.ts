@@ -47,6 +47,22 @@ export async function main(argv: string[]): Promise<void> {
       process.stdout.write(v.json ? JSON.stringify(rows, null, 2) + '\n' : formatRouteTable(rows) + '\n');
       return;
     }
+    case 'check': {
+      const loaded = load(file, {});
+      await compile(loaded).close();
+      if (!v.live) {
+        process.stdout.write(`${file}: config ok; add --live to probe every route, upstream target, DNS name and certificate\n`);
+        return;
+      }
+      const timeoutMs = v.timeout ? Number(v.timeout) * 1000 : undefined;
+      if (timeoutMs !== undefined && !(timeoutMs > 0)) die('--timeout takes seconds, e.g. 5', 2);
+      const { runLiveCheck, formatCheckTable, summarize } = await import('./check-live.ts');
+      const results = await runLiveCheck(loaded.config, { gateway: v.gateway as string | undefined, timeoutMs });
+      const { failed, text } = summarize(results);
+      process.stdout.write(v.json ? JSON.stringify({ ok: failed.length === 0, results }, null, 2) + '\n' : `${formatCheckTable(results)}\n\n${text}\n`);
+      if (failed.length) { process.stderr.write(`gatehouse: check failed: ${failed.map((f) => f.subject).filter((x, i, a) => a.indexOf(x) === i).join(', ')}\n`); process.exit(1); }
+      return;
+    }
     case 'token':
     case 'hash-key': {
       const code = cmd === 'token' ? await runToken(v) : await runHashKey(args.positionals as string[], v);
