@@ -41,9 +41,15 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'routes': {
-      const rt = compile(load(file, {}));
+      const loaded = load(file, {});
+      const rt = compile(loaded);
       const rows = describeRoutes(rt.table);
       await rt.close();
+      if (v.openapi) {
+        const { routesOpenApi } = await import('./routes-openapi.ts');
+        process.stdout.write(JSON.stringify(routesOpenApi(loaded.config), null, 2) + '\n');
+        return;
+      }
       process.stdout.write(v.json ? JSON.stringify(rows, null, 2) + '\n' : formatRouteTable(rows) + '\n');
       return;
     }

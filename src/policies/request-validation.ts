@@ -24,7 +24,7 @@ export const validateRouteKeys = { validate: validateSchema.optional().describe(
 /** A route's `validate` after the normalize pass: `file` is `openapi` resolved against the config file's directory. */
 export interface ValidateConfig { openapi: string; operation?: string; file: string }
 
-interface RouteNeeds {
+export interface RouteNeeds {
   validate?: ValidateConfig;
   websocket: boolean;
   match: { path?: string; paths?: string[]; prefix: boolean; methods?: string[] };
@@ -35,7 +35,7 @@ type Route = RouteNeeds & { index: number };
 
 const ALL = ['GET', 'PUT', 'POST', 'DELETE', 'OPTIONS', 'HEAD', 'PATCH'];
 
-interface Resolved { method: string; op: Operation; params: Map<string, string> }
+export interface Resolved { method: string; op: Operation; params: Map<string, string> }
 
 export const requestValidationPolicy: Policy<Needs, Route> = {
   name: 'validate',
@@ -46,7 +46,7 @@ export const requestValidationPolicy: Policy<Needs, Route> = {
     const fail = (message: string) => new ConfigError([{ path: `routes[${route.index}].validate`, message }]);
     let doc: OpenApiDocument;
     try { doc = readDocument(v.file); } catch (e) { throw fail((e as Error).message); }
-    const resolved = resolve(route, doc);
+    const resolved = resolveOperations(route, doc);
     if (typeof resolved === 'string') throw fail(resolved);
     // One compiler per document version, shared by its routes and by the next generation while the file is unchanged.
     const compiler = env.resources.get(resourceKey('openapi', v.file, doc.version), () => new DocumentCompiler(doc));
@@ -91,8 +91,11 @@ function upstreamTemplate(path: string, r: RouteNeeds): string | null {
   return p.replace(/:([A-Za-z_][A-Za-z0-9_]*)(\([^)]*\))?/g, '{$1}').replace(/::/g, ':');
 }
 
-/** The operation each of the route's methods serves, with the route's names for the document's path parameters. */
-function resolve(r: RouteNeeds, doc: OpenApiDocument): Resolved[] | string {
+/**
+ * The operation each of the route's methods serves, with the route's names for the document's path parameters
+ * (document name → route name); a string says why none could be found. Also `gatehouse routes --openapi`.
+ */
+export function resolveOperations(r: RouteNeeds, doc: OpenApiDocument): Resolved[] | string {
   const ops = operations(doc);
   const paths = r.match.paths ?? (r.match.path !== undefined ? [r.match.path] : []);
   const templates = r.match.prefix ? [] : paths.map((p) => upstreamTemplate(p, r));
@@ -144,7 +147,7 @@ function checkValidate(c: Needs, out: Issue[]): void {
     if (r.websocket) { out.push({ path: at(), message: 'a WebSocket handshake has no request body or schema to validate' }); return; }
     let doc: OpenApiDocument;
     try { doc = readDocument(v.file); } catch (e) { out.push({ path: at('openapi'), message: (e as Error).message }); return; }
-    const resolved = resolve(r, doc);
+    const resolved = resolveOperations(r, doc);
     if (typeof resolved === 'string') out.push({ path: at(v.operation !== undefined ? 'operation' : 'openapi'), message: resolved });
   });
 }
