@@ -24,8 +24,8 @@ export const jwtProviderSchema = obj({
   planClaim: z.string().prefault('plan').describe('Claim whose value becomes the identity\'s plan (when it names a configured plan).'),
   jwksCache: obj({
     cooldown: duration.prefault('30s').describe('Least time between refetches triggered by an unknown `kid`.'),
-    minTtl: duration.prefault('5m').describe('Keys are kept at least this long, whatever the Cache-Control.'),
-    maxTtl: duration.prefault('24h').describe('Keys are refetched after this at the latest.'),
+    minTtl: duration.prefault('5m').describe('The JWKS is cached for its Cache-Control max-age, at least this long.'),
+    maxTtl: duration.prefault('24h').describe('The JWKS is refetched after this at the latest, whatever its Cache-Control.'),
     timeout: duration.prefault('5s').describe('Timeout of a JWKS fetch.'),
   }).prefault({}).describe('Caching of the JWKS document.'),
 }).describe('A JWT issuer whose tokens are accepted.');
@@ -38,8 +38,8 @@ export const authSectionSchema = obj({
     hideCredentials: z.boolean().prefault(true).describe('Remove the API key from the request before forwarding it upstream.'),
   }).prefault({}).describe('API-key authentication.'),
   tokenCache: obj({
-    ttl: duration.prefault('30s').describe('How long a verified token is kept (never past its exp).'),
-    maxEntries: z.number().int().min(0).prefault(10000).describe('Tokens kept at most (0 disables the cache).'),
+    ttl: duration.prefault('30s').describe('A verified token is trusted again for at most this long (never past its exp); lower it for faster revocation.'),
+    maxEntries: z.number().int().min(0).prefault(10000).describe('Tokens kept at most, the oldest dropped first (0 turns the cache off).'),
   }).prefault({}).describe('Verified JWTs kept so a token\'s signature is checked once, not per request.'),
 });
 export type AuthSection = z.output<typeof authSectionSchema>;

@@ -53,7 +53,7 @@ export async function runLiveCheck(config: Config, opts: LiveCheckOptions = {}):
     const hosts = new Map<string, URL>();
     for (const t of up.targets) { const u = new URL(t.url); hosts.set(`${u.protocol}//${u.host}`, u); }
     for (const u of hosts.values()) {
-      jobs.push(() => checkDns(subject, u));
+      if (!net.isIP(u.hostname.replace(/^\[|\]$/g, ''))) jobs.push(() => checkDns(subject, u));
       if (u.protocol === 'https:') jobs.push(() => checkTls(subject, u, timeoutMs, opts.certWarnDays ?? 14));
       jobs.push(up.health ? () => checkHealth(subject, u, up, timeoutMs) : () => checkConnect(subject, u, timeoutMs));
     }
@@ -119,11 +119,14 @@ function upstreamUrl(targetUrl: string, r: RouteConfig, pathAndQuery: string): U
   return u;
 }
 
-function isOk(status: number, p: Probe, viaGateway: boolean): { ok: boolean; note: string } {
+function isOk(status: number, p: Probe, viaGateway: boolean, code: string | undefined): { ok: boolean; note: string } {
   if (p.expect) return { ok: p.expect.includes(status), note: p.expect.includes(status) ? '' : `expected ${p.expect.join('/')}` };
   if (status >= 500) return { ok: false, note: '' };
   if (viaGateway && (status === 401 || status === 403)) return { ok: true, note: 'auth required (give check.headers to go further)' };
-  return { ok: true, note: status === 404 || status === 405 ? 'answered (no such resource/method upstream: declare check: for a real probe)' : '' };
+  // The gateway's own 405 for the safe method: the route is in its table, the upstream was not reached.
+  if (viaGateway && code === 'method_not_allowed') return { ok: true, note: `the gateway serves the route but not ${p.method}; declare check: to probe end to end` };
+  if (status === 404 || status === 405) return { ok: true, note: 'the service answered (no such resource or method there: declare check: for a real probe)' };
+  return { ok: true, note: '' };
 }
 
 function httpProbe(kind: string, subject: string, url: URL, p: Probe, timeoutMs: number, viaGateway: boolean): Promise<CheckResult> {
@@ -142,7 +145,7 @@ function httpProbe(kind: string, subject: string, url: URL, p: Probe, timeoutMs:
         req.destroy();
         // The gateway's own 404 means this route is not in the config it runs.
         if (viaGateway && c === 'not_found' && !p.expect?.includes(404)) return done('FAIL', `404 not_found: the gateway at ${url.origin} has no such route (another config?)`);
-        const { ok, note } = isOk(status, p, viaGateway);
+        const { ok, note } = isOk(status, p, viaGateway, c);
         done(ok ? 'ok' : 'FAIL', [String(status), c, note].filter(Boolean).join(' '));
       });
     });

@@ -44,7 +44,7 @@ export const bindSchema = z.record(z.string(), z.union([
   z.string().transform((from) => ({ from, mode: 'check' as 'check' | 'inject' })),
   obj({
     from: z.string().describe('claim.<name> or identity.id | plan | consumer.'),
-    mode: z.enum(['check', 'inject']).prefault('check').describe('check: 403 when the request\'s value differs; inject: the value is written into the request.'),
+    mode: z.enum(['check', 'inject']).prefault('check').describe('check: 403 forbidden when the request\'s field disagrees with the identity (every occurrence compared); inject: the identity\'s value replaces it.'),
   }),
 ], { error: explainUnion('expected claim.<name> (or identity.id), or { from, mode: check | inject }') }));
 export type BindConfig = z.output<typeof bindSchema>;
