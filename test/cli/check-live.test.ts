@@ -206,3 +206,22 @@ routes:
     await other.close();
   }
 });
+
+test('a declared probe\'s credentials never show in GET /admin/config', async () => {
+  const g = await startGateway(`upstreams:
+  chat: { targets: [ ${demo.chat.url} ] }
+defaults: { auth: public }
+routes:
+  - name: chat
+    match: { path: /v1/chat/completions, methods: [POST] }
+    upstream: chat
+    check: { method: POST, path: /v1/chat/completions, headers: { authorization: "Bearer probe-t0ken-value", x-api-key: probe-k3y-value, cookie: "sid=probe-c00kie" }, body: "{}" }
+`);
+  try {
+    const text = await (await fetch(`${g.adminUrl}/admin/config`)).text();
+    for (const secret of ['probe-t0ken-value', 'probe-k3y-value', 'probe-c00kie']) assert.ok(!text.includes(secret), `${secret} is masked`);
+    assert.deepEqual(JSON.parse(text).config.routes[0].check.headers, { authorization: '***', 'x-api-key': '***', cookie: '***' });
+  } finally {
+    await g.close();
+  }
+});
