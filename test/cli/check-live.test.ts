@@ -12,6 +12,8 @@ import { demoConfig } from '../../src/cli/demo.ts';
 import { startGateway, type TestGateway } from '../helpers.ts';
 import { deadPort } from '../support/raw-http.ts';
 import { makeCa, type TestCa } from '../support/certs.ts';
+import { loadConfigText } from '../../src/config/load.ts';
+import { ConfigError, formatIssue } from '../../src/config/errors.ts';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'gatehouse.mjs');
 let dir: string;
@@ -224,4 +226,30 @@ routes:
   } finally {
     await g.close();
   }
+});
+
+test('a check: probe must be a request its route serves (positioned load errors)', () => {
+  const yaml = (check: string, match = '{ path: /v1/items/:id, methods: [GET, PUT] }') => `upstreams:
+  api: { targets: [ http://127.0.0.1:9 ] }
+defaults: { auth: public }
+routes:
+  - name: item
+    match: ${match}
+    upstream: api
+    check: ${check}
+`;
+  const errors = (text: string) => {
+    try { loadConfigText(text, 'c.yaml'); return []; } catch (e) { if (e instanceof ConfigError) return e.issues.map(formatIssue); throw e; }
+  };
+  assert.deepEqual(errors(yaml('{ path: /v1/items/42 }')), []);
+  assert.deepEqual(errors(yaml('{ method: put, path: "/v1/items/42?dry=1", body: "{}" }')), []);
+  assert.deepEqual(errors(yaml('{ method: OPTIONS, path: /v1/items/42 }')), []);
+  const bad = errors(yaml('{ method: DELETE, path: /v1/other }'));
+  assert.equal(bad.length, 2, bad.join('\n'));
+  assert.match(bad[0]!, /c\.yaml:8:\d+ routes\[0\]\.check\.method: this route does not serve DELETE \(it serves GET, PUT\)/);
+  assert.match(bad[1]!, /c\.yaml:8:\d+ routes\[0\]\.check\.path: "\/v1\/other" is not a path of this route \(\/v1\/items\/:id\)/);
+  assert.deepEqual(errors(yaml('{ path: /files/a/b.txt }', '{ path: /files, prefix: true }')), []);
+  assert.deepEqual(errors(yaml('{ path: /static/x/y }', '{ path: "/static/*" }')), []);
+  assert.match(errors(yaml('{ path: /v1/items }'))[0]!, /not a path of this route/);
+  assert.match(errors(yaml('{ path: v1/items }'))[0]!, /paths start with "\/"/);
 });
