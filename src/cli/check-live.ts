@@ -248,7 +248,10 @@ function checkTls(subject: string, u: URL, timeoutMs: number, warnDays: number):
 
 function errorText(e: unknown): string {
   const err = e as NodeJS.ErrnoException;
-  return err.code ? `${err.code}${err.message && !err.message.startsWith(err.code) ? `: ${err.message.replace(/^\S+ /, '')}` : ''}` : err.message ?? String(e);
+  const msg = err.message ?? String(e);
+  if (!err.code) return msg;
+  const at = msg.indexOf(err.code);
+  return at >= 0 ? msg.slice(at) : `${err.code}: ${msg}`;
 }
 
 async function pool<T>(jobs: Array<() => Promise<T>>, n: number): Promise<T[]> {
