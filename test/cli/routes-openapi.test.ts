@@ -1,7 +1,7 @@
 // `gatehouse routes --openapi`: the public routes as an OpenAPI 3.1 document.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -150,4 +150,15 @@ test('routes --openapi over every example config is well-formed', () => {
     assert.ok(Object.keys(doc.paths).length > 0, name);
     for (const v of Object.values(vars)) assert.ok(!JSON.stringify(doc).includes(v), `${name}: no secret in the document`);
   }
+});
+
+test('the documents pass the official OpenAPI 3.1 schema (openapi-spec-validator, where Python has it)', (t) => {
+  const probe = spawnSync('python3', ['-c', 'import openapi_spec_validator'], { encoding: 'utf8' });
+  if (probe.status !== 0) { t.skip('python3 with openapi-spec-validator is not installed (pip install openapi-spec-validator)'); return; }
+  const { config } = loadConfigFile('examples/machineagents/gatehouse.yaml', { env: { JWT_SECRET: randomBytes(32).toString('base64url'), RECAPTCHA_SECRET_KEY: `6L${randomBytes(19).toString('hex')}` } });
+  const file = join(dir, 'machineagents.openapi.json');
+  writeFileSync(file, JSON.stringify(routesOpenApi(config)));
+  const r = spawnSync('python3', ['-c', 'import json,sys; from openapi_spec_validator import validate; validate(json.load(open(sys.argv[1]))); print("valid")', file], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /valid/);
 });
