@@ -49,7 +49,7 @@ const checkProbe = obj({
   path: z.string().startsWith('/', 'paths start with "/"').describe('Request path of the probe (with query string if any), as a client would send it to the gateway.'),
   headers: z.record(z.string(), z.string()).optional().describe('Request headers of the probe (e.g. a test API key as `${CHECK_API_KEY}`).'),
   body: z.string().optional().describe('Request body of the probe, sent as it is (set content-type in `headers`).'),
-  expect: z.array(z.number().int().min(100).max(599)).min(1).optional().describe('Statuses that count as healthy; default: any status below 500 directly against the upstream, and also 401/403 through the gateway.'),
+  expect: z.array(z.number().int().min(100).max(599)).min(1).optional().describe('Statuses that count as healthy; default: any status below 500 (through the gateway, its own 404 not_found fails: the route is missing there).'),
 }).describe('The request `gatehouse check --live` sends for this route instead of its default safe probe (GET, OPTIONS or a WebSocket handshake); it must be a method and path the route serves.');
 export const routeSchema = obj({
   name: z.string().regex(/^[A-Za-z0-9_.:-]+$/, 'use letters, digits, "-", "_", "." or ":"').optional().describe('Name used in logs, metrics and `gatehouse routes`; default `METHODS path`.'),
