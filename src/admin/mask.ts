@@ -1,4 +1,5 @@
-const SECRET_KEYS = /secret|token|password|privatekey|apikey|^keys$/i;
+// Header names that carry credentials count too: a route's `check.headers` or a header rule may hold one.
+const SECRET_KEYS = /secret|token|password|privatekey|api[-_]?key|^keys$|^authorization$|^proxy-authorization$|cookie/i;
 
 /** A copy of the config with every secret replaced, for /admin/config and `gatehouse validate --print`. */
 export function maskSecrets(v: unknown, key = ''): unknown {

@@ -1,9 +1,7 @@
 import { parseArgs } from 'node:util';
 import { availableParallelism } from 'node:os';
-import { z } from 'zod';
 import { loadConfigFile, type LoadedConfig } from '../config/load.ts';
 import { ConfigError, formatIssue } from '../config/errors.ts';
-import { configSchema } from '../config/schema.ts';
 import { Runtime } from '../runtime/runtime.ts';
 import { watchConfig } from '../runtime/watch.ts';
 import { describeRoutes, formatRouteTable } from '../routing/describe.ts';
@@ -43,10 +41,32 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'routes': {
-      const rt = compile(load(file, {}));
+      const loaded = load(file, {});
+      const rt = compile(loaded);
       const rows = describeRoutes(rt.table);
       await rt.close();
+      if (v.openapi) {
+        const { routesOpenApi } = await import('./routes-openapi.ts');
+        process.stdout.write(JSON.stringify(routesOpenApi(loaded.config), null, 2) + '\n');
+        return;
+      }
       process.stdout.write(v.json ? JSON.stringify(rows, null, 2) + '\n' : formatRouteTable(rows) + '\n');
+      return;
+    }
+    case 'check': {
+      const loaded = load(file, {});
+      await compile(loaded).close();
+      if (!v.live) {
+        process.stdout.write(`${file}: config ok; add --live to probe every route, upstream target, DNS name and certificate\n`);
+        return;
+      }
+      const timeoutMs = v.timeout ? Number(v.timeout) * 1000 : undefined;
+      if (timeoutMs !== undefined && !(timeoutMs > 0)) die('--timeout takes seconds, e.g. 5', 2);
+      const { runLiveCheck, formatCheckTable, summarize } = await import('./check-live.ts');
+      const results = await runLiveCheck(loaded.config, { gateway: v.gateway as string | undefined, timeoutMs });
+      const { failed, text } = summarize(results);
+      process.stdout.write(v.json ? JSON.stringify({ ok: failed.length === 0, results }, null, 2) + '\n' : `${formatCheckTable(results)}\n\n${text}\n`);
+      if (failed.length) { process.stderr.write(`gatehouse: check failed: ${failed.map((f) => f.subject).filter((x, i, a) => a.indexOf(x) === i).join(', ')}\n`); process.exit(1); }
       return;
     }
     case 'token':
@@ -60,9 +80,11 @@ export async function main(argv: string[]): Promise<void> {
       if (code !== 0) process.exit(code);
       return;
     }
-    case 'schema':
-      process.stdout.write(JSON.stringify(z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }), null, 2) + '\n');
+    case 'schema': {
+      const doc = await import('../config/schema-doc.ts');
+      process.stdout.write(v.markdown ? doc.configReferenceMarkdown() : doc.schemaFileText());
       return;
+    }
   }
 }
 

@@ -45,11 +45,29 @@ export function checkConfig(c: Config): Issue[] {
     if ((r.match.path === undefined) === (r.match.paths === undefined)) out.push({ path: at('match'), message: 'give exactly one of path or paths' });
     if (r.rewrite?.path !== undefined && (r.rewrite.stripPrefix !== undefined || r.rewrite.addPrefix !== undefined)) out.push({ path: at('rewrite'), message: 'rewrite.path replaces the whole path; do not combine it with stripPrefix/addPrefix' });
     if (r.websocket && r.match.body !== undefined) out.push({ path: at('match', 'body'), message: 'a WebSocket handshake has no body to match; use match.headers or match.query' });
+    if (r.check !== undefined) checkProbe(r, at, out);
   });
 
   for (const p of POLICIES) p.check?.(c, out);
   out.push(...checkSecrets(c));
   return out;
+}
+
+/** A route's `check:` must be a request this route serves, or a probe through the gateway would test another one. */
+function checkProbe(r: Config['routes'][number], at: (...p: PropertyKey[]) => PropertyKey[], out: Issue[]): void {
+  const { method, path } = r.check!;
+  const methods = r.match.methods;
+  if (methods && !methods.includes(method) && !(method === 'HEAD' && methods.includes('GET')) && method !== 'OPTIONS') {
+    out.push({ path: at('check', 'method'), message: `this route does not serve ${method} (it serves ${methods.join(', ')})` });
+  }
+  const patterns = r.match.paths ?? (r.match.path !== undefined ? [r.match.path] : []);
+  const bare = path.split('?')[0];
+  const matches = patterns.some((p) => {
+    const body = p.split(/(:[A-Za-z_][A-Za-z0-9_]*(?:\([^)]*\))?|\*|::)/).filter(Boolean)
+      .map((part) => (part === '*' ? '.*' : part === '::' ? ':' : part.startsWith(':') ? '[^/]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('');
+    return new RegExp(`^${body}${r.match.prefix ? '(?:/.*)?' : ''}$`).test(bare);
+  });
+  if (!matches) out.push({ path: at('check', 'path'), message: `"${bare}" is not a path of this route (${patterns.join(', ')}${r.match.prefix ? ' and below' : ''})` });
 }
 
 export function unknown(kind: string, name: string, known: readonly string[]): string {

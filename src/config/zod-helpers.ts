@@ -23,13 +23,13 @@ export const duration = z.string({ error: 'expected a duration with a unit, e.g.
   const r = parseDuration(v);
   if (typeof r === 'string') { ctx.addIssue({ code: 'custom', message: r }); return z.NEVER; }
   return r;
-});
+}).meta({ format: 'duration' });
 
 export const size = z.union([z.string(), z.number()], { error: 'expected a size, e.g. "10mb"' }).transform((v, ctx) => {
   const r = parseSize(v);
   if (typeof r === 'string') { ctx.addIssue({ code: 'custom', message: r }); return z.NEVER; }
   return r;
-});
+}).meta({ format: 'size' });
 
 /**
  * A positive integer, also from a string of digits: `limit: "${RATE_LIMIT_REQUESTS:-100}"` must be quoted inside

@@ -13,12 +13,14 @@ import { ModelTable } from './model-names.ts';
 
 /** A price per million tokens, with at most six decimals (so it is a whole number of pico-units per token). */
 const price = z.number({ error: 'expected a price per million tokens, e.g. 2.5' }).min(0).refine((p) => Math.abs(p * 1e6 - Math.round(p * 1e6)) < 1e-6, 'at most six decimals');
-export const modelPriceSchema = obj({ input: price, output: price, cachedInput: price.optional() });
+export const modelPriceSchema = obj({
+  input: price.describe('Price per million input (prompt) tokens.'),
+  output: price.describe('Price per million output (completion) tokens.'),
+  cachedInput: price.optional().describe('Price per million cached input tokens (default: `input`).'),
+}).describe('Prices per million tokens, at most six decimals.');
 export const pricingSchema = obj({
-  /** ISO 4217 code, shown with amounts (402 answers, GET /admin/usage); budgets are in this currency. */
-  currency: z.string().regex(/^[A-Z]{3}$/, 'an ISO 4217 code, e.g. USD').prefault('USD'),
-  /** Model name (or a pattern ending in `*`) → price per million tokens. */
-  models: z.record(z.string(), modelPriceSchema),
+  currency: z.string().regex(/^[A-Z]{3}$/, 'an ISO 4217 code, e.g. USD').prefault('USD').describe('ISO 4217 code, shown with amounts (402 answers, GET /admin/usage); budgets are in this currency.'),
+  models: z.record(z.string(), modelPriceSchema).describe('Model name (or a pattern ending in `*`) → price per million tokens.'),
 });
 export type PricingConfig = z.output<typeof pricingSchema>;
 

@@ -14,7 +14,10 @@ import { bearerToken, looksLikeJwt, takeQueryToken } from '../auth/credentials.t
 import { forbidden, invalidToken, missingCredentials } from '../auth/challenge.ts';
 
 /** `auth: public | jwt | apikey | any` and `authorize:` on a route (the `auth:` and `consumers:` sections are src/auth/schema.ts). */
-export const authRouteKeys = { auth: authModeSchema.optional(), authorize: authorizeSchema.optional() };
+export const authRouteKeys = {
+  auth: authModeSchema.optional().describe('Who may call the route: public, jwt, apikey, any or forward; default `defaults.auth`.'),
+  authorize: authorizeSchema.optional().describe('403 unless the identity\'s consumer, plan or claims match (docs/authentication.md).'),
+};
 
 interface Needs extends AuthSections {
   /** Whether consumers can be created at run time (the admin API, or another replica sharing Redis). */

@@ -19,7 +19,7 @@ const MAX_TOKEN = 8 * 1024;
 const RETRY_AFTER = { 'retry-after': '5' };
 
 /** `captcha: <name>` on a route names an entry of the `captcha:` section (src/captcha/schema.ts). */
-export const captchaRouteKeys = { captcha: z.string().optional() };
+export const captchaRouteKeys = { captcha: z.string().optional().describe('Name of a `captcha:` verifier the request must pass (docs/edge-security.md).') };
 
 interface Needs {
   server: { environment: string; limits: { bodyPeek: number } };

@@ -12,7 +12,7 @@ import { asText, compileRef, parseRef, queryValues, withQueryParam, type Reader 
  * its value; `inject` sets the field from the identity instead, whatever the client sent. Body fields are read
  * through the shared peek (JSON, urlencoded, multipart); every occurrence of a repeated name is checked.
  */
-export const bindRouteKeys = { bind: bindSchema.optional() };
+export const bindRouteKeys = { bind: bindSchema.optional().describe('Bind request fields to the identity: `body.<field>`, `query.<name>` or `path.<name>` → `claim.<name>` / `identity.id | plan | consumer`, or { from, mode } (docs/request-rules.md).') };
 
 interface Needs {
   server: { limits: { bodyPeek: number } };

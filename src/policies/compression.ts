@@ -18,14 +18,11 @@ type Encoding = (typeof ENCODINGS)[number];
 export const DEFAULT_COMPRESSIBLE = ['application/json', 'application/*+json', 'application/x-ndjson', 'application/javascript', 'application/xml', 'application/*+xml', 'image/svg+xml', 'text/*'];
 
 const compressionObject = obj({
-  /** Media types to compress: `type/subtype`, `type/*`, `application/*+json`. */
-  types: z.array(z.string()).min(1).prefault(DEFAULT_COMPRESSIBLE),
-  /** A response whose Content-Length is below this is sent as it is (a response of unknown length is compressed). */
-  minSize: size.prefault('1kb'),
-  /** In order of preference when the client accepts several equally. */
-  encodings: z.array(z.enum(ENCODINGS)).min(1).prefault(['br', 'gzip']),
+  types: z.array(z.string()).min(1).prefault(DEFAULT_COMPRESSIBLE).describe('Media types to compress: `type/subtype`, `type/*`, `application/*+json` (`text/event-stream` only when named).'),
+  minSize: size.prefault('1kb').describe('A response whose Content-Length is below this is sent as it is (a response of unknown length is compressed).'),
+  encodings: z.array(z.enum(ENCODINGS)).min(1).prefault(['br', 'gzip']).describe('Encodings offered, in order of preference when the client accepts several equally.'),
 });
-export const compressionRouteKeys = { compression: z.union([z.boolean(), compressionObject]).optional() };
+export const compressionRouteKeys = { compression: z.union([z.boolean(), compressionObject]).optional().describe('Compress responses with brotli or gzip: true (defaults) or { types, minSize, encodings } (docs/configuration.md).') };
 export type CompressionSetting = z.output<typeof compressionObject>;
 type Route = { compression?: boolean | CompressionSetting; websocket?: boolean };
 const MEDIA_RANGE = /^[a-z0-9!#$&^_.+-]+\/(\*|\*\+[a-z0-9!#$&^_.+-]+|[a-z0-9!#$&^_.+-]+)$/;

@@ -17,16 +17,13 @@ import { headerPartition, ipPartition } from './rate-limit-keys.ts';
  * with `RateLimit-Policy: "concurrency";q=<limit>;qu="concurrent-requests"` and `Retry-After`.
  */
 export const concurrencyRule = obj({
-  limit: positiveInt,
-  /** Whose requests share the limit: consumer (default), ip, route, header:NAME. */
-  by: z.string().regex(/^(consumer|ip|route|header:[A-Za-z0-9-]+)$/, 'use consumer, ip, route or header:<name>').optional(),
-  /** Retry-After of a refusal (a slot frees when some stream ends: there is no exact time). */
-  retryAfter: duration.prefault('1s'),
-  /** When the state store cannot answer: allow (open) or refuse with 503 (closed); default `state.redis.onError`. */
-  onError: z.enum(['open', 'closed']).optional(),
+  limit: positiveInt.describe('Requests in flight at most (429 concurrency_limited past it).'),
+  by: z.string().regex(/^(consumer|ip|route|header:[A-Za-z0-9-]+)$/, 'use consumer, ip, route or header:<name>').optional().describe('Whose requests share the limit: consumer (default), ip, route, header:NAME.'),
+  retryAfter: duration.prefault('1s').describe('Retry-After of a refusal (a slot frees when some stream ends: there is no exact time).'),
+  onError: z.enum(['open', 'closed']).optional().describe('When the state store cannot answer: allow (open) or refuse with 503 (closed); default `state.redis.onError`.'),
 });
 export type ConcurrencyRule = z.output<typeof concurrencyRule>;
-export const concurrencyRouteKeys = { concurrency: concurrencyRule.optional() };
+export const concurrencyRouteKeys = { concurrency: concurrencyRule.optional().describe('Requests in flight on this route (a lease per request, held while a stream runs; docs/ai-traffic.md).') };
 
 interface Needs {
   plans: Readonly<Record<string, { concurrency?: ConcurrencyRule }>>;

@@ -4,7 +4,7 @@ import type { RequestContext, Step } from '../pipeline/context.ts';
 import type { Policy } from '../pipeline/policy.ts';
 
 /** `contentTypes: [application/json, multipart/form-data, image/*]` on a route. */
-export const contentTypeRouteKeys = { contentTypes: z.array(z.string()).optional() };
+export const contentTypeRouteKeys = { contentTypes: z.array(z.string()).optional().describe('Media types a request body may have (415 otherwise), e.g. [application/json] (docs/edge-security.md).') };
 type Route = { contentTypes?: string[] };
 const MEDIA_RANGE = /^[A-Za-z0-9!#$&^_.+-]+\/(\*|[A-Za-z0-9!#$&^_.+-]+)$/;
 

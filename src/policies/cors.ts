@@ -7,16 +7,16 @@ import type { Policy } from '../pipeline/policy.ts';
 import { HEADER_NAME } from './header-syntax.ts';
 
 export const corsSchema = obj({
-  origins: z.array(z.string()).prefault([]),
-  credentials: z.boolean().prefault(false),
-  methods: z.array(z.string()).prefault(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']),
-  headers: z.array(z.string()).prefault(['authorization', 'content-type', 'x-api-key', 'x-request-id']),
-  exposeHeaders: z.array(z.string()).prefault(['x-request-id', 'ratelimit', 'ratelimit-policy', 'retry-after']),
-  maxAge: duration.prefault('10m'),
-});
+  origins: z.array(z.string()).prefault([]).describe('Allowed origins: exact `scheme://host[:port]`, `https://*.example.com` wildcards, or `*` (not with credentials).'),
+  credentials: z.boolean().prefault(false).describe('Send Access-Control-Allow-Credentials: true (cookies and auth headers from the browser).'),
+  methods: z.array(z.string()).prefault(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']).describe('Methods allowed in preflight answers.'),
+  headers: z.array(z.string()).prefault(['authorization', 'content-type', 'x-api-key', 'x-request-id']).describe('Request headers allowed in preflight answers.'),
+  exposeHeaders: z.array(z.string()).prefault(['x-request-id', 'ratelimit', 'ratelimit-policy', 'retry-after']).describe('Response headers the browser lets scripts read.'),
+  maxAge: duration.prefault('10m').describe('How long a browser may cache a preflight answer (Access-Control-Max-Age).'),
+}).describe('Cross-origin resource sharing (docs/edge-security.md).');
 export type CorsConfig = z.output<typeof corsSchema>;
 /** `cors:` on a route: `false` turns the server's CORS off there, a block replaces it. */
-export const corsRouteKeys = { cors: z.union([z.literal(false), corsSchema]).optional() };
+export const corsRouteKeys = { cors: z.union([z.literal(false), corsSchema]).optional().describe('CORS of this route: a block replaces `server.cors` here, `false` turns it off.') };
 
 interface Needs { server: { cors?: CorsConfig }; routes: ReadonlyArray<{ cors?: false | CorsConfig }> }
 type Route = { index: number; cors?: false | CorsConfig };

@@ -16,20 +16,16 @@ import { HEADER_NAME } from './header-syntax.ts';
  * Decisions are cached per credential (2xx only) and asked once for concurrent requests (src/rules/forward-auth-client.ts).
  */
 const forwardAuthSchema = obj({
-  url: z.string().url(),
-  method: z.enum(['GET', 'POST']).prefault('GET'),
-  /** Request headers sent to the auth service; their values are the credential (and its cache key). */
-  requestHeaders: z.array(z.string()).min(1).prefault(['authorization', 'cookie']),
-  /** Headers of a 2xx answer copied onto the upstream request. */
-  responseHeaders: z.array(z.string()).prefault([]),
-  /** A header of the 2xx answer naming who the caller is: the identity rate limits (by: consumer) and bind use. */
-  identityHeader: z.string().optional(),
-  timeout: duration.prefault('2s'),
-  cacheTtl: duration.prefault('30s'),
-  cacheSize: positiveInt.prefault(10000),
-  /** Retry-After (seconds) on a 503 while the service does not answer. */
-  retryAfter: duration.prefault('5s'),
-});
+  url: z.string().url().describe('The auth service endpoint: a 2xx lets the request through, 401 or a redirect is 401, another 4xx is 403, no answer or a 5xx is 503.'),
+  method: z.enum(['GET', 'POST']).prefault('GET').describe('Method of the call to the auth service.'),
+  requestHeaders: z.array(z.string()).min(1).prefault(['authorization', 'cookie']).describe('Request headers sent to the auth service; their values are the credential (and its cache key).'),
+  responseHeaders: z.array(z.string()).prefault([]).describe('Headers of a 2xx answer copied onto the upstream request (inbound copies removed).'),
+  identityHeader: z.string().optional().describe('A header of the 2xx answer naming who the caller is: the identity rate limits (by: consumer) and bind use.'),
+  timeout: duration.prefault('2s').describe('An auth call without an answer within this is 503 (fail closed).'),
+  cacheTtl: duration.prefault('30s').describe('How long a 2xx decision is cached per credential (0: ask every time).'),
+  cacheSize: positiveInt.prefault(10000).describe('Cached decisions at most.'),
+  retryAfter: duration.prefault('5s').describe('Retry-After on a 503 while the service does not answer.'),
+}).describe('With `auth: forward`: the external auth service that decides each request.');
 export type ForwardAuthConfig = z.output<typeof forwardAuthSchema>;
 export const forwardAuthRouteKeys = { forwardAuth: forwardAuthSchema.optional() };
 

@@ -15,7 +15,7 @@ import { HEADER_NAME, HEADER_VALUE } from './header-syntax.ts';
  * headers the gateway owns (X-Forwarded-*, X-Request-Id, traceparent) and identity headers cannot be set, added or
  * removed by a rule: refused at load.
  */
-export const headerRulesRouteKeys = { headers: headerRulesSchema.optional() };
+export const headerRulesRouteKeys = { headers: headerRulesSchema.optional().describe('Header rules of this route, after the upstream\'s (docs/request-rules.md).') };
 
 interface Needs {
   auth: AuthSection;

@@ -20,22 +20,21 @@ import { ModelAttempts, coolingKey, modelMetrics, type Candidate, type ModelRout
 
 const candidate = z.union([
   z.string().transform((upstream) => ({ upstream }) as { upstream: string; model?: string }),
-  obj({ upstream: z.string(), model: z.string().min(1).max(256).optional() }),
-], { error: explainUnion('expected an upstream name or { upstream, model }') });
+  obj({
+    upstream: z.string().describe('The upstream (a key of `upstreams`) to try.'),
+    model: z.string().min(1).max(256).optional().describe('Model name sent to it instead of the requested one.'),
+  }),
+], { error: explainUnion('expected an upstream name or { upstream, model }') }).describe('An upstream name, or { upstream, model }.');
 
 const failoverOn = z.union([z.enum(['connect', 'timeout', '5xx']), z.number().int().min(400).max(599)]);
 
 export const modelsRouteKeys = {
-  /** Model name (or a pattern ending in `*`) → candidates, tried in order. */
-  models: z.record(z.string().min(1), z.array(candidate).min(1)).optional(),
+  models: z.record(z.string().min(1), z.array(candidate).min(1)).optional().describe('Model name (or a pattern ending in `*`, or `*`) → candidates, tried in order; `upstream` may then be left out (docs/ai-traffic.md).'),
   failover: obj({
-    /** What moves a request to the next candidate: `connect` (no response), `timeout` (no response head in time), statuses, `5xx`. */
-    on: z.array(failoverOn).prefault(['connect', 429, '5xx']),
-    /** How long a candidate that answered 429 without saying when to come back is skipped. */
-    cooldown: duration.prefault('5s'),
-    /** The longest a provider's Retry-After or reset header may park a candidate. */
-    maxCooldown: duration.prefault('5m'),
-  }).optional(),
+    on: z.array(failoverOn).prefault(['connect', 429, '5xx']).describe('What moves a request to the next candidate: `connect` (no response), `timeout` (no response head in time), statuses 400-599, `5xx`.'),
+    cooldown: duration.prefault('5s').describe('How long a candidate that answered 429 without saying when to come back is skipped.'),
+    maxCooldown: duration.prefault('5m').describe('The longest a provider\'s Retry-After or reset header may park a candidate.'),
+  }).optional().describe('With `models`: when to try the next candidate.'),
 };
 type RouteModels = NonNullable<z.output<(typeof modelsRouteKeys)['models']>>;
 type RouteFailover = NonNullable<z.output<(typeof modelsRouteKeys)['failover']>>;

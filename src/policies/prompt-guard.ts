@@ -22,14 +22,14 @@ import { BYTES_PER_TOKEN } from '../metering/usage.ts';
  */
 export const promptGuardRouteKeys = {
   promptGuard: obj({
-    maxTokens: positiveInt.optional(),
+    maxTokens: positiveInt.optional().describe('Estimated prompt tokens at most (400 prompt_too_large).'),
     block: z.array(obj({
-      name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, "-", "_" or "."'),
-      patterns: z.array(z.string().min(1)).min(1),
-      ignoreCase: z.boolean().prefault(true),
-    })).prefault([]),
-    redact: z.array(z.enum(['email', 'phone', 'card'])).prefault([]),
-  }).optional(),
+      name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, "-", "_" or "."').describe('Name of the guard (in the problem and the metrics).'),
+      patterns: z.array(z.string().min(1)).min(1).describe('Regular expressions; a prompt matching one is refused.'),
+      ignoreCase: z.boolean().prefault(true).describe('Match regardless of case.'),
+    }).describe('A named list of patterns.')).prefault([]).describe('Prompts matching these are refused (422 prompt_blocked).'),
+    redact: z.array(z.enum(['email', 'phone', 'card'])).prefault([]).describe('Kinds of personal data replaced in the prompt before it is forwarded: email, phone, card.'),
+  }).optional().describe('Checks on the prompt of an LLM request (docs/ai-traffic.md).'),
 };
 type RouteGuard = NonNullable<z.output<(typeof promptGuardRouteKeys)['promptGuard']>>;
 

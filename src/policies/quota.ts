@@ -13,22 +13,27 @@ import { modelLabels, type LabelNeeds, type ModelLabel } from '../metering/model
 import { isPattern } from '../metering/model-names.ts';
 import { readBody } from '../pipeline/request-body.ts';
 
-const quotaLimit = obj({ limit: positiveInt, period: z.enum(['day', 'month']) });
+const period = z.enum(['day', 'month']).describe('UTC day or calendar month.');
+const quotaLimit = obj({ limit: positiveInt.describe('Amount allowed per period.'), period });
 /** A money budget: `limit` in the pricing currency (`50`, `12.5`), kept as integer micro-units. */
-const costQuotaLimit = obj({ limit: amountMicros, period: z.enum(['day', 'month']) });
+const costQuotaLimit = obj({ limit: amountMicros.describe('Amount in `pricing.currency` per period (at most six decimals).'), period });
 /** A bytes quota reads like the sizes elsewhere: `limit: 10gb`. */
-const bytesQuotaLimit = obj({ limit: size.refine((n) => n > 0, 'a quota limit must be positive'), period: z.enum(['day', 'month']) });
+const bytesQuotaLimit = obj({ limit: size.refine((n) => n > 0, 'a quota limit must be positive').describe('Bytes allowed per period, e.g. 10gb.'), period });
 /** `plans.<name>.quota`: what a consumer on the plan may use per UTC day or month. */
-export const planQuotaSchema = obj({ requests: quotaLimit.optional(), tokens: quotaLimit.optional(), bytes: bytesQuotaLimit.optional(), cost: costQuotaLimit.optional() });
+export const planQuotaSchema = obj({
+  requests: quotaLimit.optional().describe('Requests per period (routes with `quota.usage: requests`).'),
+  tokens: quotaLimit.optional().describe('LLM tokens per period (routes with `quota.usage: tokens`).'),
+  bytes: bytesQuotaLimit.optional().describe('Bytes per period (routes with `quota.usage: bytes`).'),
+  cost: costQuotaLimit.optional().describe('A money budget per period (routes with `quota.usage: cost`; needs `pricing`).'),
+}).describe('What a consumer on the plan may use per UTC day or month (docs/traffic-control.md).');
 export type PlanQuota = z.output<typeof planQuotaSchema>;
 /** `quota:` on a route: which usage the route charges against the consumer's plan quotas. */
 export const quotaRouteKeys = {
   quota: obj({
-    usage: z.enum(['requests', 'tokens', 'bytes', 'cost']).prefault('requests'),
-    /** Tokens reserved per request when the body names no max_tokens (see docs/traffic-control.md). */
-    reserve: positiveInt.prefault(1000),
-    onError: z.enum(['open', 'closed']).optional(),
-  }).optional(),
+    usage: z.enum(['requests', 'tokens', 'bytes', 'cost']).prefault('requests').describe('Which plan quota the route charges: requests, tokens, bytes or cost.'),
+    reserve: positiveInt.prefault(1000).describe('Tokens reserved per request when the body names no max_tokens (docs/traffic-control.md).'),
+    onError: z.enum(['open', 'closed']).optional().describe('When the state store cannot answer: allow (open) or refuse with 503 (closed); default `state.redis.onError`.'),
+  }).optional().describe('Charge this route against the consumer\'s plan quotas (402/429 when used up).'),
 };
 type RouteQuota = NonNullable<z.output<(typeof quotaRouteKeys)['quota']>>;
 

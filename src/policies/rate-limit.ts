@@ -13,19 +13,17 @@ import { readBody, type RequestBody } from '../pipeline/request-body.ts';
 import { queryValues } from '../rules/refs.ts';
 
 export const rateLimitRule = obj({
-  limit: positiveInt,
-  window: duration,
-  by: z.string().regex(/^(consumer|ip|route|header:[A-Za-z0-9-]+|body\.[^\s]+|query\.[^\s&=]+|path\.[A-Za-z_][A-Za-z0-9_]*)$/, 'use consumer, ip, route, header:<name>, body.<field>, query.<name> or path.<name>').optional(),
-  /** For `by: body.* | query.* | path.*`: the key of a request without that field (refuse: 400). */
-  ifMissing: z.string().regex(/^(refuse|consumer|ip|route|header:[A-Za-z0-9-]+)$/, 'use refuse, consumer, ip, route or header:<name>').optional(),
-  unit: z.enum(['requests', 'tokens']).prefault('requests'),
-  cost: positiveInt.prefault(1),
-  /** When the state store cannot answer: allow (open) or refuse with 503 (closed); default `state.redis.onError`. */
-  onError: z.enum(['open', 'closed']).optional(),
-});
+  limit: positiveInt.describe('Requests (or tokens) allowed per window.'),
+  window: duration.describe('The window, e.g. 1m.'),
+  by: z.string().regex(/^(consumer|ip|route|header:[A-Za-z0-9-]+|body\.[^\s]+|query\.[^\s&=]+|path\.[A-Za-z_][A-Za-z0-9_]*)$/, 'use consumer, ip, route, header:<name>, body.<field>, query.<name> or path.<name>').optional().describe('What is counted separately: consumer (default), ip, route, header:NAME, body.<field>, query.<name> or path.<name>.'),
+  ifMissing: z.string().regex(/^(refuse|consumer|ip|route|header:[A-Za-z0-9-]+)$/, 'use refuse, consumer, ip, route or header:<name>').optional().describe('For `by: body.* | query.* | path.*`: the key of a request without that field (refuse: 400).'),
+  unit: z.enum(['requests', 'tokens']).prefault('requests').describe('Count requests or LLM tokens.'),
+  cost: positiveInt.prefault(1).describe('Units one request takes (with `unit: requests`).'),
+  onError: z.enum(['open', 'closed']).optional().describe('When the state store cannot answer: allow (open) or refuse with 503 (closed); default `state.redis.onError`.'),
+}).describe('A rate-limit rule (429 with RateLimit headers past it).');
 export type RateLimitRule = z.output<typeof rateLimitRule>;
 /** `rateLimit:` on a route (plans carry the same rules: `plans.<name>.rateLimit`). */
-export const rateLimitRouteKeys = { rateLimit: z.array(rateLimitRule).optional() };
+export const rateLimitRouteKeys = { rateLimit: z.array(rateLimitRule).optional().describe('Rate-limit rules of this route (docs/traffic-control.md).') };
 
 interface Needs extends LabelNeeds {
   server: { limits: { bodyPeek: number } };

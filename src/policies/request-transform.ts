@@ -13,7 +13,7 @@ import { compileValue, type Reader } from '../rules/refs.ts';
  * bodies are rewritten whole (Content-Length recomputed) when they fit `server.limits.bodyPeek`, else 413; multipart
  * bodies are rewritten as they stream (file parts untouched, chunked), so an upload of any size passes.
  */
-export const transformRouteKeys = { transform: transformSchema.optional() };
+export const transformRouteKeys = { transform: transformSchema.optional().describe('Rewrite the request body before forwarding (docs/request-rules.md).') };
 
 interface Needs {
   server: { limits: { bodyPeek: number } };

@@ -16,16 +16,15 @@ import { DocumentCompiler, compileOperation, invalid, type OperationValidator } 
  * The document is a file, read at load, relative to the config file (docs/request-rules.md says why not a URL).
  */
 const validateSchema = obj({
-  openapi: z.string().min(1),
-  /** An operationId, or `METHOD /path` as the document writes it. */
-  operation: z.string().min(1).optional(),
+  openapi: z.string().min(1).describe('OpenAPI 3.0/3.1 document (a file, relative to this config file).'),
+  operation: z.string().min(1).optional().describe('An operationId, or `METHOD /path` as the document writes it; default: found by the route\'s path and methods.'),
 });
-export const validateRouteKeys = { validate: validateSchema.optional() };
+export const validateRouteKeys = { validate: validateSchema.optional().describe('Validate requests against an OpenAPI operation (400 with JSON Pointers; docs/request-rules.md).') };
 
 /** A route's `validate` after the normalize pass: `file` is `openapi` resolved against the config file's directory. */
 export interface ValidateConfig { openapi: string; operation?: string; file: string }
 
-interface RouteNeeds {
+export interface RouteNeeds {
   validate?: ValidateConfig;
   websocket: boolean;
   match: { path?: string; paths?: string[]; prefix: boolean; methods?: string[] };
@@ -36,7 +35,7 @@ type Route = RouteNeeds & { index: number };
 
 const ALL = ['GET', 'PUT', 'POST', 'DELETE', 'OPTIONS', 'HEAD', 'PATCH'];
 
-interface Resolved { method: string; op: Operation; params: Map<string, string> }
+export interface Resolved { method: string; op: Operation; params: Map<string, string> }
 
 export const requestValidationPolicy: Policy<Needs, Route> = {
   name: 'validate',
@@ -47,7 +46,7 @@ export const requestValidationPolicy: Policy<Needs, Route> = {
     const fail = (message: string) => new ConfigError([{ path: `routes[${route.index}].validate`, message }]);
     let doc: OpenApiDocument;
     try { doc = readDocument(v.file); } catch (e) { throw fail((e as Error).message); }
-    const resolved = resolve(route, doc);
+    const resolved = resolveOperations(route, doc);
     if (typeof resolved === 'string') throw fail(resolved);
     // One compiler per document version, shared by its routes and by the next generation while the file is unchanged.
     const compiler = env.resources.get(resourceKey('openapi', v.file, doc.version), () => new DocumentCompiler(doc));
@@ -92,8 +91,11 @@ function upstreamTemplate(path: string, r: RouteNeeds): string | null {
   return p.replace(/:([A-Za-z_][A-Za-z0-9_]*)(\([^)]*\))?/g, '{$1}').replace(/::/g, ':');
 }
 
-/** The operation each of the route's methods serves, with the route's names for the document's path parameters. */
-function resolve(r: RouteNeeds, doc: OpenApiDocument): Resolved[] | string {
+/**
+ * The operation each of the route's methods serves, with the route's names for the document's path parameters
+ * (document name → route name); a string says why none could be found. Also `gatehouse routes --openapi`.
+ */
+export function resolveOperations(r: RouteNeeds, doc: OpenApiDocument): Resolved[] | string {
   const ops = operations(doc);
   const paths = r.match.paths ?? (r.match.path !== undefined ? [r.match.path] : []);
   const templates = r.match.prefix ? [] : paths.map((p) => upstreamTemplate(p, r));
@@ -145,7 +147,7 @@ function checkValidate(c: Needs, out: Issue[]): void {
     if (r.websocket) { out.push({ path: at(), message: 'a WebSocket handshake has no request body or schema to validate' }); return; }
     let doc: OpenApiDocument;
     try { doc = readDocument(v.file); } catch (e) { out.push({ path: at('openapi'), message: (e as Error).message }); return; }
-    const resolved = resolve(r, doc);
+    const resolved = resolveOperations(r, doc);
     if (typeof resolved === 'string') out.push({ path: at(v.operation !== undefined ? 'operation' : 'openapi'), message: resolved });
   });
 }

@@ -24,15 +24,12 @@ import type { Store } from '../state/store.ts';
  */
 export const cacheRouteKeys = {
   cache: obj({
-    ttl: duration.prefault('5m'),
-    maxEntrySize: size.prefault('1mb'),
-    /** false (default): an entry serves only the consumer whose request made it. */
-    shared: z.boolean().prefault(false),
-    /** Request headers that are part of the key (a different value is a different entry). */
-    headers: z.array(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'a header name')).prefault([]),
-    /** SSE replay: `fast` (every event as soon as the client takes it) or `timed` (at the pace they first arrived). */
-    replay: z.enum(['fast', 'timed']).prefault('fast'),
-  }).optional(),
+    ttl: duration.prefault('5m').describe('How long an entry is served.'),
+    maxEntrySize: size.prefault('1mb').describe('Answers larger than this are not stored.'),
+    shared: z.boolean().prefault(false).describe('false: an entry serves only the consumer whose request made it; true: every consumer.'),
+    headers: z.array(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'a header name')).prefault([]).describe('Request headers that are part of the key (a different value is a different entry).'),
+    replay: z.enum(['fast', 'timed']).prefault('fast').describe('SSE replay: `fast` (every event as soon as the client takes it) or `timed` (at the pace they first arrived).'),
+  }).optional().describe('Cache complete 200 answers (JSON and SSE) in the state store (docs/ai-traffic.md).'),
 };
 type RouteCache = NonNullable<z.output<(typeof cacheRouteKeys)['cache']>>;
 

@@ -11,7 +11,10 @@ import { enabledSchema, whenDisabledSchema, type WhenDisabled } from '../rules/s
  * other policy than CORS and security headers (so a browser can read the answer); `gatehouse routes` marks it.
  * `enabled` is resolved to a boolean by the normalize pass (src/config/normalize.ts).
  */
-export const routeToggleRouteKeys = { enabled: enabledSchema.optional(), whenDisabled: whenDisabledSchema.optional() };
+export const routeToggleRouteKeys = {
+  enabled: enabledSchema.optional().describe('false: the route answers 404 (or `whenDisabled`) itself; a quoted variable\'s true/false/yes/no/on/off/1/0 counts.'),
+  whenDisabled: whenDisabledSchema.optional(),
+};
 
 interface Needs { routes: ReadonlyArray<{ whenDisabled?: WhenDisabled }> }
 type Route = { enabled: boolean; whenDisabled?: WhenDisabled };

@@ -12,7 +12,7 @@ import { HEADER_NAME, HEADER_VALUE } from './header-syntax.ts';
  */
 export const securityHeadersSchema = z.union([z.enum(['default', 'off']), z.record(z.string(), z.string())]);
 export type SecurityHeadersSetting = z.output<typeof securityHeadersSchema>;
-export const securityHeadersRouteKeys = { securityHeaders: securityHeadersSchema.optional() };
+export const securityHeadersRouteKeys = { securityHeaders: securityHeadersSchema.optional().describe('Security headers of this route: `default`, `off`, or { header: value } (adjusts the server\'s set).') };
 
 interface Needs { server: { securityHeaders: SecurityHeadersSetting }; routes: ReadonlyArray<{ securityHeaders?: SecurityHeadersSetting }> }
 type Route = { securityHeaders?: SecurityHeadersSetting };
