@@ -65,7 +65,15 @@ export function openWebSocket(url: string, o: OpenWebSocketOptions): Promise<Web
       try { sock.close(); } catch { /* not open yet */ }
       reject(e);
     };
-    const onOpen = () => { if (settled) return; cleanup(); resolve(sock); };
+    const onOpen = () => {
+      if (settled) return;
+      cleanup();
+      // `ws` delivers a message that came with the handshake in the same tick as 'open', before the caller's
+      // `await` returns and it adds a listener; hold messages until the caller has had that turn.
+      const flow = sock as unknown as { pause?: () => void; resume?: () => void };
+      if (typeof flow.pause === 'function' && typeof flow.resume === 'function') { flow.pause(); setTimeout(() => flow.resume!(), 0); }
+      resolve(sock);
+    };
     const onError = () => fail(new Error(`WebSocket handshake with ${u.origin}${u.pathname} failed`));
     const onClose = (ev: { code?: number }) => fail(new Error(`WebSocket closed before it opened (code ${ev?.code ?? 'unknown'})`));
     const onAbort = () => fail(o.signal!.reason);
