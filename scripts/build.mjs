@@ -1,18 +1,19 @@
-// npm run build: compile src/ to dist/ (tsc rewrites the .ts import specifiers), copy non-TS assets
-// (Lua scripts, ...), and write the stamp bin/gatehouse.mjs compares against the sources.
+// npm run build: compile src/ to dist/ (tsc rewrites the .ts import specifiers), the client SDK with its
+// declarations (scripts/build-client.mjs), copy non-TS assets (Lua scripts, ...), and write the stamp
+// bin/gatehouse.mjs compares against the sources.
 import { spawnSync } from 'node:child_process';
-import { cpSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { cpSync, readdirSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { createRequire } from 'node:module';
+import { buildClient } from './build-client.mjs';
 
 const start = Date.now();
 rmSync('dist', { recursive: true, force: true });
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-for (const project of ['tsconfig.build.json', 'tsconfig.client.json']) {
-  const r = spawnSync(process.execPath, [tsc, '-p', project], { stdio: 'inherit' });
-  if (r.status !== 0) process.exit(r.status ?? 1);
-}
-rewriteDeclarationImports('dist/client');
+const r = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+if (r.status !== 0) process.exit(r.status ?? 1);
+const c = buildClient(process.cwd());
+if (c !== 0) process.exit(c);
 (function copy(dir) {
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, e.name);
@@ -21,15 +22,3 @@ rewriteDeclarationImports('dist/client');
   }
 })('src');
 writeFileSync('dist/.build-stamp', String(start));
-
-/**
- * The client SDK's declarations (tsconfig.client.json: `gatehouse/client` ships types) keep the sources' `./x.ts`
- * specifiers; a consumer's compiler resolves `./x.js` to the `.d.ts` beside it.
- */
-function rewriteDeclarationImports(dir) {
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) rewriteDeclarationImports(p);
-    else if (p.endsWith('.d.ts')) writeFileSync(p, readFileSync(p, 'utf8').replace(/(from\s+['"]\.{1,2}\/[^'"]+)\.ts(['"])/g, '$1.js$2'));
-  }
-}

@@ -35,6 +35,12 @@ routes:
 after(async () => { await g.close(); await up.close(); });
 
 const bucket = (() => { let n = 0; return () => `h15d-${process.pid}-${++n}`; })();
+/** The GatewayProblem a call is refused with (fails the test when it is not refused, or with something else). */
+async function refused(p: Promise<unknown>): Promise<GatewayProblem> {
+  const e = await p.then(() => assert.fail('not refused'), (x: unknown) => x);
+  assert.ok(e instanceof GatewayProblem, String(e));
+  return e;
+}
 const token = (sub: string, exp?: number) => sign(secretBytes(), { alg: 'HS256', iss: 'https://hs.example', sub, exp });
 
 test('a GET refused with 429 + Retry-After is retried after the stated delay, and succeeds', async () => {
@@ -63,7 +69,7 @@ test('the problem carries the RateLimit fields; a stated wait longer than maxDel
   const gh = new Gatehouse({ baseUrl: g.url, headers, retry: { maxDelay: 2000 } });
   await gh.get('/v1/hourly');
   const t0 = performance.now();
-  const p = await gh.get('/v1/hourly').then(() => assert.fail('not refused'), (e: unknown) => e as GatewayProblem);
+  const p = await refused(gh.get('/v1/hourly'));
   assert.ok(performance.now() - t0 < 1500, 'thrown at once');
   assert.equal(p.status, 429);
   assert.equal(p.code, 'rate_limited');
@@ -80,7 +86,7 @@ test('a POST refused with 429 is not retried, unless the call is marked idempote
   const gh = new Gatehouse({ baseUrl: g.url, headers, onRetry: () => { retries++; } });
   await gh.post('/v1/limited', { n: 1 });
   const t0 = performance.now();
-  const p = await gh.post('/v1/limited', { n: 2 }).then(() => assert.fail('not refused'), (e: unknown) => e as GatewayProblem);
+  const p = await refused(gh.post('/v1/limited', { n: 2 }));
   assert.ok(p instanceof GatewayProblem);
   assert.equal(p.code, 'rate_limited');
   assert.equal(p.retryAfter, 1);
@@ -95,7 +101,7 @@ test('a POST refused with 429 is not retried, unless the call is marked idempote
 
 test('problems carry the requestId of the X-Request-Id header; the gateway\'s codes and an upstream\'s own errors', async () => {
   const gh = new Gatehouse({ baseUrl: g.url });
-  const nf = await gh.get('/nowhere').then(() => assert.fail('found'), (e: unknown) => e as GatewayProblem);
+  const nf = await refused(gh.get('/nowhere'));
   assert.equal(nf.status, 404);
   assert.equal(nf.code, 'not_found');
   assert.equal(nf.fromGateway, true);
@@ -104,16 +110,16 @@ test('problems carry the requestId of the X-Request-Id header; the gateway\'s co
   assert.equal(nf.requestId, nf.headers.get('x-request-id'));
   assert.match(nf.message, /No route matches/);
 
-  const mine = await gh.get('/nowhere', { headers: { 'X-Request-Id': 'sdk-test-req-42' } }).catch((e: GatewayProblem) => e);
+  const mine = await refused(gh.get('/nowhere', { headers: { 'X-Request-Id': 'sdk-test-req-42' } }));
   assert.equal(mine.requestId, 'sdk-test-req-42');
 
-  const unauth = await gh.get('/v1/me').catch((e: GatewayProblem) => e);
+  const unauth = await refused(gh.get('/v1/me'));
   assert.equal(unauth.status, 401);
   assert.equal(unauth.code, 'unauthorized');
   assert.equal(unauth.requestId, unauth.headers.get('x-request-id'));
 
   // The upstream's 500 passes through as it is (not a gateway problem): the status names it, the header gives the id.
-  const upstream = await gh.get('/v1/up/status/500', { retry: false }).catch((e: GatewayProblem) => e);
+  const upstream = await refused(gh.get('/v1/up/status/500', { retry: false }));
   assert.equal(upstream.status, 500);
   assert.equal(upstream.code, 'http_500');
   assert.equal(upstream.fromGateway, false);
@@ -136,7 +142,7 @@ test('JWT: a 401 calls refreshToken once, and the call is sent again with the ne
   // A refresh that does not help: refreshed once, then the 401 is thrown (no loop).
   let tries = 0;
   const bad = new Gatehouse({ baseUrl: g.url, token: 'not-a-jwt', refreshToken: async () => { tries++; return 'still.not.valid'; } });
-  const p = await bad.get('/v1/me').catch((e: GatewayProblem) => e);
+  const p = await refused(bad.get('/v1/me'));
   assert.equal(p.status, 401);
   assert.equal(p.code, 'invalid_token');
   assert.equal(tries, 1);
@@ -159,7 +165,7 @@ test('API key: sent in the API-key header; the consumer reaches the upstream, th
   const r = await gh.get<{ headers: Record<string, string> }>('/v1/app');
   assert.equal(r.headers['x-consumer-id'], 'sdk-app');
   assert.ok(!JSON.stringify(r).includes(KEY));
-  const wrong = await new Gatehouse({ baseUrl: g.url, apiKey: 'wrong-key-000000000' }).get('/v1/app').catch((e: GatewayProblem) => e);
+  const wrong = await refused(new Gatehouse({ baseUrl: g.url, apiKey: 'wrong-key-000000000' }).get('/v1/app'));
   assert.equal(wrong.code, 'invalid_token');
 });
 
