@@ -216,8 +216,10 @@ export class Gatehouse {
       const timer = timeout > 0 ? setTimeout(() => ctl.abort(new DOMException(`${method} ${url.pathname} took longer than ${timeout} ms`, 'TimeoutError')), timeout) : undefined;
       const done = () => clearTimeout(timer);
       let failure: unknown;
+      let auth: Record<string, string>;
+      try { auth = await this.authHeaders(); } catch (e) { done(); throw e; } // the caller's token source failed: not a network error
       try {
-        const res = await this.fetch(url, { method, headers: { ...headers, ...(await this.authHeaders()) }, body, signal, ...(isStream(body) ? { duplex: 'half' } : {}) } as RequestInit);
+        const res = await this.fetch(url, { method, headers: { ...headers, ...auth }, body, signal, ...(isStream(body) ? { duplex: 'half' } : {}) } as RequestInit);
         if (res.status < 400) {
           if (!timeBody) done();
           return { response: res, done, abort: () => { done(); ctl.abort(new DOMException('The stream was closed', 'AbortError')); } };

@@ -4,6 +4,8 @@
 // refresh on 401, per-call timeouts and AbortSignal.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { startDemoServer, type DemoServer } from '../../src/demo/services.ts';
 import { startGateway, type TestGateway } from '../helpers.ts';
 import { deadPort } from '../support/raw-http.ts';
@@ -13,15 +15,27 @@ import { Gatehouse, GatewayProblem } from '../../src/client/index.ts';
 
 let up: DemoServer;
 let g: TestGateway;
+/** An upstream with its own limiter: answers 429 with only a `RateLimit` field (no Retry-After) while `refuse` > 0. */
+let own: http.Server;
+let refuse = 0;
+const ownSeen: number[] = [];
 const KEY = 'client-sdk-key-h15d-0001';
 
 before(async () => {
   up = await startDemoServer({ name: 'chat' });
+  own = http.createServer((req, res) => {
+    req.resume();
+    ownSeen.push(performance.now());
+    if (refuse > 0) { refuse--; res.writeHead(429, { 'content-type': 'application/json', ratelimit: '"upstream";r=0;t=1', 'ratelimit-policy': '"upstream";q=5;w=10' }); res.end('{"error":"slow down"}'); return; }
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end('{"ok":true}');
+  });
+  await new Promise<void>((r) => own.listen(0, '127.0.0.1', r));
   g = await startGateway(`
 auth:
   jwt: [ { name: hs, issuer: https://hs.example, secret: "${SECRET}", claimsToHeaders: { sub: X-User-Id } } ]
 consumers: [ { id: sdk-app, keys: ["${hashApiKey(KEY)}"] } ]
-upstreams: { chat: { targets: [ ${up.url} ] } }
+upstreams: { chat: { targets: [ ${up.url} ] }, own: { targets: [ http://127.0.0.1:${(own.address() as AddressInfo).port} ] } }
 defaults: { auth: public }
 routes:
   - { name: limited-get, match: { path: /v1/limited, methods: [GET] }, upstream: chat, rewrite: { path: /health }, rateLimit: [ { limit: 1, window: 1s, by: "header:x-bucket" } ] }
@@ -29,10 +43,11 @@ routes:
   - { name: hourly, match: { path: /v1/hourly, methods: [GET] }, upstream: chat, rewrite: { path: /health }, rateLimit: [ { limit: 1, window: 1h, by: "header:x-bucket" } ] }
   - { name: echo-jwt, match: { path: /v1/me, methods: [GET, POST] }, upstream: chat, rewrite: { path: /echo }, auth: jwt }
   - { name: echo-key, match: { path: /v1/app, methods: [GET] }, upstream: chat, rewrite: { path: /echo }, auth: apikey }
+  - { name: own, match: { path: /v1/own, methods: [GET] }, upstream: own }
   - { name: passthrough, match: { path: /v1/up, prefix: true }, upstream: chat, rewrite: { stripPrefix: /v1/up } }
 `);
 });
-after(async () => { await g.close(); await up.close(); });
+after(async () => { await g.close(); await up.close(); own.closeAllConnections(); await new Promise((r) => own.close(r)); });
 
 const bucket = (() => { let n = 0; return () => `h15d-${process.pid}-${++n}`; })();
 /** The GatewayProblem a call is refused with (fails the test when it is not refused, or with something else). */
@@ -78,6 +93,17 @@ test('the problem carries the RateLimit fields; a stated wait longer than maxDel
   assert.equal(p.rateLimit!.limits[0].name, '1h');
   assert.equal(p.rateLimit!.limits[0].remaining, 0);
   assert.equal(p.rateLimit!.limits[0].reset, p.retryAfter);
+});
+
+test('an upstream\'s 429 with only a RateLimit field (r=0;t=1, no Retry-After) is retried after t seconds', async () => {
+  refuse = 1;
+  ownSeen.length = 0;
+  const delays: number[] = [];
+  const gh = new Gatehouse({ baseUrl: g.url, onRetry: (r) => delays.push(r.delay) });
+  assert.deepEqual(await gh.get('/v1/own'), { ok: true });
+  assert.deepEqual(delays, [1000]);
+  assert.equal(ownSeen.length, 2);
+  assert.ok(ownSeen[1] - ownSeen[0] >= 990, `the retry came ${(ownSeen[1] - ownSeen[0]).toFixed(0)} ms after the refusal`);
 });
 
 test('a POST refused with 429 is not retried, unless the call is marked idempotent', async () => {
