@@ -104,21 +104,22 @@ export class Gatehouse {
     this.fetch = f;
   }
 
-  /** The absolute URL of `path` (relative to the base URL) with `query`. */
+  /** The absolute URL of `path` (relative to the base URL) with `query`. A path may not leave the gateway's origin. */
   url(path: string, query?: Query): URL {
     const u = new URL(path.replace(/^\/+/, ''), this.base);
+    if (u.origin !== this.base.origin) throw new Error(`${path}: not a path on ${this.base.origin} (the client sends its credentials to the gateway only)`);
     if (query !== undefined) for (const [k, v] of Object.entries(query)) if (v !== undefined) u.searchParams.set(k, String(v));
     return u;
   }
 
   /** One call; resolves with the response (2xx/3xx) whose body is yours to read. */
   request(method: string, path: string, opts: CallOptions = {}): Promise<Response> {
-    return this.send(method.toUpperCase(), path, opts, false).then((r) => r.response);
+    return this.send(method.toUpperCase(), path, opts, 'response').then((r) => r.response);
   }
 
   /** One call whose answer is JSON (undefined for an empty body). */
   async json<T = unknown>(method: string, path: string, opts: CallOptions = {}): Promise<T> {
-    const { response, done } = await this.send(method.toUpperCase(), path, opts, true);
+    const { response, done } = await this.send(method.toUpperCase(), path, opts, 'json');
     try {
       const text = await response.text();
       return (text === '' ? undefined : JSON.parse(text)) as T;
@@ -140,7 +141,7 @@ export class Gatehouse {
     const method = (opts.method ?? (opts.json !== undefined || opts.body != null ? 'POST' : 'GET')).toUpperCase();
     const headers: Record<string, string> = { accept: 'text/event-stream', ...opts.headers };
     if (opts.lastEventId !== undefined) headers['last-event-id'] = opts.lastEventId;
-    const { response, abort } = await this.send(method, path, { ...opts, headers }, false);
+    const { response, abort } = await this.send(method, path, { ...opts, headers }, 'stream');
     return new SseStream(response, { doneData: opts.doneData === undefined ? '[DONE]' : opts.doneData, stop: abort });
   }
 
@@ -194,11 +195,11 @@ export class Gatehouse {
   }
 
   /**
-   * The attempt loop. Resolves with a 2xx/3xx response, `done` (stops the timeout; call it once the body is
-   * read when `timeBody`) and `abort` (ends the exchange); rejects with a GatewayProblem, a network error, or
-   * the signal's reason.
+   * The attempt loop. Resolves with the response (2xx; 3xx too for `response`), `done` (stops the timeout; for
+   * `json`, call it once the body is read) and `abort` (ends the exchange); rejects with a GatewayProblem, a
+   * network error, or the signal's reason. Redirects are not followed: the credential would follow them.
    */
-  private async send(method: string, path: string, opts: CallOptions, timeBody: boolean): Promise<{ response: Response; done: () => void; abort: () => void }> {
+  private async send(method: string, path: string, opts: CallOptions, mode: 'response' | 'json' | 'stream'): Promise<{ response: Response; done: () => void; abort: () => void }> {
     const url = this.url(path, opts.query);
     const headers: Record<string, string> = { ...lower(this.opts.headers), ...lower(opts.headers) };
     let body: RequestInit['body'] = opts.body;
@@ -219,9 +220,9 @@ export class Gatehouse {
       let auth: Record<string, string>;
       try { auth = await this.authHeaders(); } catch (e) { done(); throw e; } // the caller's token source failed: not a network error
       try {
-        const res = await this.fetch(url, { method, headers: { ...headers, ...auth }, body, signal, ...(isStream(body) ? { duplex: 'half' } : {}) } as RequestInit);
-        if (res.status < 400) {
-          if (!timeBody) done();
+        const res = await this.fetch(url, { method, headers: { ...headers, ...auth }, body, signal, redirect: 'manual', ...(isStream(body) ? { duplex: 'half' } : {}) } as RequestInit);
+        if (res.ok || (mode === 'response' && res.status < 400)) {
+          if (mode !== 'json') done();
           return { response: res, done, abort: () => { done(); ctl.abort(new DOMException('The stream was closed', 'AbortError')); } };
         }
         if (res.status === 401 && !refreshed && this.opts.refreshToken !== undefined && replayable) {

@@ -19,6 +19,7 @@ let g: TestGateway;
 let own: http.Server;
 let refuse = 0;
 const ownSeen: number[] = [];
+const ownElsewhere: http.IncomingHttpHeaders[] = [];
 const KEY = 'client-sdk-key-h15d-0001';
 
 before(async () => {
@@ -26,6 +27,8 @@ before(async () => {
   own = http.createServer((req, res) => {
     req.resume();
     ownSeen.push(performance.now());
+    if (req.url === '/v1/redirect') { res.writeHead(302, { location: `http://localhost:${(own.address() as AddressInfo).port}/elsewhere` }); res.end(); return; }
+    if (req.url === '/elsewhere') { ownElsewhere.push(req.headers); res.end('{}'); return; }
     if (refuse > 0) { refuse--; res.writeHead(429, { 'content-type': 'application/json', ratelimit: '"upstream";r=0;t=1', 'ratelimit-policy': '"upstream";q=5;w=10' }); res.end('{"error":"slow down"}'); return; }
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end('{"ok":true}');
@@ -43,7 +46,7 @@ routes:
   - { name: hourly, match: { path: /v1/hourly, methods: [GET] }, upstream: chat, rewrite: { path: /health }, rateLimit: [ { limit: 1, window: 1h, by: "header:x-bucket" } ] }
   - { name: echo-jwt, match: { path: /v1/me, methods: [GET, POST] }, upstream: chat, rewrite: { path: /echo }, auth: jwt }
   - { name: echo-key, match: { path: /v1/app, methods: [GET] }, upstream: chat, rewrite: { path: /echo }, auth: apikey }
-  - { name: own, match: { path: /v1/own, methods: [GET] }, upstream: own }
+  - { name: own, match: { paths: [/v1/own, /v1/redirect], methods: [GET] }, upstream: own }
   - { name: passthrough, match: { path: /v1/up, prefix: true }, upstream: chat, rewrite: { stripPrefix: /v1/up } }
 `);
 });
@@ -193,6 +196,19 @@ test('API key: sent in the API-key header; the consumer reaches the upstream, th
   assert.ok(!JSON.stringify(r).includes(KEY));
   const wrong = await refused(new Gatehouse({ baseUrl: g.url, apiKey: 'wrong-key-000000000' }).get('/v1/app'));
   assert.equal(wrong.code, 'invalid_token');
+});
+
+test('credentials stay on the gateway: redirects are not followed, and a path cannot name another origin', async () => {
+  const gh = new Gatehouse({ baseUrl: g.url, apiKey: KEY });
+  const r = await gh.request('GET', '/v1/redirect');
+  assert.equal(r.status, 302);
+  assert.match(r.headers.get('location')!, /\/elsewhere$/);
+  const p = await refused(gh.get('/v1/redirect'));
+  assert.equal(p.code, 'http_302');
+  assert.equal(ownElsewhere.length, 0, 'the other origin never got the key');
+  assert.throws(() => gh.url('http://127.0.0.1:1/steal'), /not a path on/);
+  assert.equal(gh.url('//evil.example/x').href, `${g.url}/evil.example/x`, 'a protocol-relative path stays a path');
+  assert.equal(gh.url('/v1/a?b=1', { c: 2 }).href, `${g.url}/v1/a?b=1&c=2`);
 });
 
 test('network errors: an idempotent call is retried with backoff up to `attempts`, a POST is not', async () => {
