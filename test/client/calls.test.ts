@@ -84,11 +84,13 @@ test('a GET refused with 429 + Retry-After is retried after the stated delay, an
 
 test('the problem carries the RateLimit fields; a stated wait longer than maxDelay is not waited for', async () => {
   const headers = { 'x-bucket': bucket() };
-  const gh = new Gatehouse({ baseUrl: g.url, headers, retry: { maxDelay: 2000 } });
+  let retries = 0;
+  const gh = new Gatehouse({ baseUrl: g.url, headers, retry: { maxDelay: 2000 }, onRetry: () => { retries++; } });
   await gh.get('/v1/hourly');
   const t0 = performance.now();
   const p = await refused(gh.get('/v1/hourly'));
   assert.ok(performance.now() - t0 < 1500, 'thrown at once');
+  assert.equal(retries, 0, 'no early retry either: the server said when');
   assert.equal(p.status, 429);
   assert.equal(p.code, 'rate_limited');
   assert.ok(p.retryAfter! > 3000 && p.retryAfter! <= 3600, `retryAfter ${p.retryAfter}`);
