@@ -9,7 +9,7 @@ ARG NODE_IMAGE=node:20-bookworm-slim
 # --- build: compile src/ to dist/ with the dev dependencies (typescript)
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
-COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+COPY package.json package-lock.json tsconfig.json tsconfig.build.json tsconfig.client.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY scripts ./scripts
 COPY src ./src
