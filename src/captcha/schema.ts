@@ -12,5 +12,6 @@ export const captchaSchema = obj({
   tokenHeader: z.string().optional(),
   verifyUrl: z.string().url().optional(),
   timeout: duration.prefault('5s'),
+  maxAge: duration.prefault('5m').describe('A token solved longer ago than this (the provider\'s challenge_ts) is refused with 403; providers accept tokens for a few minutes, a replayed one stays valid that long.'),
 });
 export type CaptchaConfig = z.output<typeof captchaSchema>;

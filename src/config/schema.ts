@@ -99,6 +99,7 @@ export const configSchema = obj({
       requestTimeout: duration.prefault('300s'),
       keepAliveTimeout: duration.prefault('5s'),
       maxConnections: positiveInt.optional(),
+      maxHeaderCount: positiveInt.prefault(100).describe('Header fields a request may carry; more get 431 (never dropped silently). HTTP/2 pseudo-headers do not count.'),
       /** Bytes of a request body read to evaluate `match.body` conditions (then replayed to the upstream). */
       bodyPeek: size.prefault('64kb'),
     }).prefault({}),

@@ -11,7 +11,7 @@ import { guardSession, type AbuseReason } from './http2-guard.ts';
 
 /** The part of `server:` the listener reads (once, at start). */
 export interface ListenerSettings {
-  limits: { maxHeaderSize: number; headersTimeout: number; requestTimeout: number; keepAliveTimeout: number; maxConnections?: number };
+  limits: { maxHeaderSize: number; maxHeaderCount: number; headersTimeout: number; requestTimeout: number; keepAliveTimeout: number; maxConnections?: number };
   http2: Http2Config;
 }
 
@@ -21,6 +21,11 @@ export interface ListenerHandlers {
   clientError: (err: NodeJS.ErrnoException, socket: Duplex) => void;
   /** A new client connection (TCP), for the connection gauge. */
   connection: (socket: Socket) => void;
+  /**
+   * A CONNECT request: over HTTP/1.1 with the raw socket (node's parser has let go of it), over HTTP/2 with a
+   * response for its stream. The gateway is no forward proxy; node would close an HTTP/1.1 one without a word.
+   */
+  connect: (req: IncomingMessage, socketOrResponse: Duplex | ServerResponse) => void;
   /** An HTTP/2 connection was sent GOAWAY for abuse. */
   abuse?: (reason: AbuseReason, remoteAddress: string | undefined) => void;
 }
@@ -64,10 +69,12 @@ export class Listener {
       noDelay: true,
     };
     const h2Settings = { maxConcurrentStreams: s.http2.maxConcurrentStreams, maxHeaderListSize: limits.maxHeaderSize };
+    // Past this many fields nghttp2 refuses the stream; between maxHeaderCount and here the handler answers 431.
+    const maxHeaderListPairs = limits.maxHeaderCount * 2 + 8;
     const onH2Request = adaptHttp2Request(on.request);
     this.tls = certs !== null;
     if (certs !== null && s.http2.enabled) {
-      const server = createSecureServer({ ...certs.serverOptions(), allowHTTP1: true, settings: h2Settings, noDelay: true } as Parameters<typeof createSecureServer>[0], onH2Request);
+      const server = createSecureServer({ ...certs.serverOptions(), allowHTTP1: true, settings: h2Settings, maxHeaderListPairs, noDelay: true } as Parameters<typeof createSecureServer>[0], onH2Request);
       // The HTTP/1.1 side of an allowHTTP1 server reads node:http's settings from the server object.
       Object.assign(server, h1Options);
       // A handshake that failed is not an HTTP exchange: never answer it with HTTP bytes.
@@ -90,7 +97,7 @@ export class Listener {
       const h1 = createHttpServer(h1Options, on.request) as H1Server;
       // Never listens itself: connections arrive from the sniffer. Its timeouts and connection list start here.
       h1.emit('listening');
-      const h2server = createH2cServer({ settings: h2Settings }, onH2Request);
+      const h2server = createH2cServer({ settings: h2Settings, maxHeaderListPairs }, onH2Request);
       this.h2c = h2server;
       this.h1 = h1;
       this.server = createNetServer({ noDelay: true }, (socket) => sniffPreface(socket, h1, h2server));
@@ -101,10 +108,15 @@ export class Listener {
       this.http2 = false;
     }
     if (limits.maxConnections) this.server.maxConnections = limits.maxConnections;
+    // node keeps only the first maxHeadersCount fields in req.headers (all of them stay in rawHeaders, which the
+    // handler counts against maxHeaderCount): never fewer than a request the gateway accepts may carry.
+    (this.h1 as { maxHeadersCount: number }).maxHeadersCount = Math.max(limits.maxHeaderCount, 2000);
     this.h1.on('upgrade', on.upgrade);
+    this.h1.on('connect', on.connect);
     this.h1.on('clientError', on.clientError);
     this.server.on('connection', on.connection);
     const h2server = this.h2c ?? (this.http2 ? this.server as Http2SecureServer : null);
+    if (this.h2c !== null) this.h2c.on('connect', on.connect); // (the TLS server is this.h1: it has the listener)
     h2server?.on('session', (session: ServerHttp2Session) => {
       this.sessions.add(session);
       session.once('close', () => this.sessions.delete(session));
@@ -170,13 +182,21 @@ export class Listener {
  */
 export function adaptHttp2Request(handle: (req: IncomingMessage, res: ServerResponse) => void): (req: Http2ServerRequest, res: Http2ServerResponse) => void {
   return function onRequest(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void {
-    if (req.httpVersionMajor === 2) {
+    // "HTTP/2.0" in an HTTP/1.1 request line also reads as major 2; only a stream is HTTP/2
+    if (req.httpVersionMajor === 2 && 'stream' in req) {
       const r = req as Http2ServerRequest;
       const h = r.headers;
       if (h.host === undefined && h[':authority'] !== undefined) h.host = h[':authority'];
       // GET/HEAD: some clients leave the stream open after HEADERS and end it with an empty DATA frame; that is no body.
       if (h['content-length'] === undefined && !r.stream.endAfterHeaders && r.method !== 'GET' && r.method !== 'HEAD') h['transfer-encoding'] = 'chunked';
       (res as { req?: unknown }).req = req;
+      // A stream the client resets (or nghttp2 resets for a protocol error such as DATA beyond content-length)
+      // ends node's compat request like a complete one; without this the upstream would get a truncated body
+      // as if it were whole. Node's own 'close' listener only schedules that 'end'; this one runs first.
+      const stream = r.stream;
+      stream.once('close', () => {
+        if (stream.rstCode !== h2.NGHTTP2_NO_ERROR && !r.readableEnded) r.destroy(Object.assign(new Error('HTTP/2 stream reset by the client'), { code: 'ECONNRESET' }));
+      });
     }
     handle(req as IncomingMessage, res as ServerResponse);
   };
