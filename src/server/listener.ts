@@ -190,7 +190,7 @@ export function adaptHttp2Request(handle: (req: IncomingMessage, res: ServerResp
       // GET/HEAD: some clients leave the stream open after HEADERS and end it with an empty DATA frame; that is no body.
       if (h['content-length'] === undefined && !r.stream.endAfterHeaders && r.method !== 'GET' && r.method !== 'HEAD') h['transfer-encoding'] = 'chunked';
       (res as { req?: unknown }).req = req;
-      if (!r.stream.endAfterHeaders) deferEnd(r);
+      if (!r.stream.endAfterHeaders && r.method !== 'GET' && r.method !== 'HEAD') deferEnd(r);
     }
     handle(req as IncomingMessage, res as ServerResponse);
   };
@@ -207,6 +207,8 @@ function deferEnd(r: Http2ServerRequest): void {
   const push = r.push;
   r.push = function (chunk: unknown, encoding?: BufferEncoding): boolean {
     if (chunk !== null) return push.call(r, chunk, encoding);
+    // No more reads meanwhile: node's compat request asserts it is not read once its stream has closed.
+    r._read = noRead;
     // node delivers the reset code to JS one event-loop turn after the end of data (measured on node 20): wait two.
     setImmediate(() => setImmediate(() => {
       const code = stream.rstCode;
@@ -216,6 +218,8 @@ function deferEnd(r: Http2ServerRequest): void {
     return false;
   };
 }
+
+function noRead(): void { /* the end is on its way */ }
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
 
