@@ -113,6 +113,11 @@ export class Listener {
     (this.h1 as { maxHeadersCount: number }).maxHeadersCount = Math.max(limits.maxHeaderCount, 2000);
     this.h1.on('upgrade', on.upgrade);
     this.h1.on('connect', on.connect);
+    // Expect: 100-continue is answered when the body is first read (after routing, auth, limits and the size
+    // check), never up front: node's default would invite a client to send a body the gateway then refuses.
+    const h1Request = (this.h1 === this.server && this.http2 ? onH2Request : on.request) as (req: IncomingMessage, res: ServerResponse) => void;
+    this.h1.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => { continueOnRead(req, res); h1Request(req, res); });
+    this.h2c?.on('checkContinue', (req: Http2ServerRequest, res: Http2ServerResponse) => { continueOnRead(req, res); onH2Request(req, res); });
     this.h1.on('clientError', on.clientError);
     this.server.on('connection', on.connection);
     const h2server = this.h2c ?? (this.http2 ? this.server as Http2SecureServer : null);
@@ -216,6 +221,17 @@ function deferEnd(r: Http2ServerRequest): void {
       else push.call(r, null);
     }));
     return false;
+  };
+}
+
+/** Sends 100 Continue the first time the request body is read, unless an answer has started by then. */
+function continueOnRead(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void {
+  const r = req as { _read(n: number): void };
+  const read = r._read;
+  r._read = function (this: unknown, n: number): void {
+    r._read = read;
+    if (!res.headersSent && !res.writableEnded) res.writeContinue();
+    read.call(this, n);
   };
 }
 

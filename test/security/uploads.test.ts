@@ -156,3 +156,28 @@ test('RFC 9113 §8.1.1: HTTP/2 DATA beyond the declared content-length → the s
     assert.ok(up.received.every((x) => x.body.length === 10), `upstream bodies: ${up.received.map((x) => x.body.length)}`);
   } finally { session.destroy(); }
 });
+
+test('RFC 9110 §10.1.1: Expect: 100-continue with a Content-Length over the limit → 413 without a 100 Continue first', async () => {
+  up.reset();
+  const text = await rawExchange(g.port, 'POST /v1/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\nExpect: 100-continue\r\n\r\n', 8000);
+  assert.ok(!text.startsWith('HTTP/1.1 100'), `the client was told to send the body it would be refused for: ${text.slice(0, 40)}`);
+  assert.equal(parseResponse(text).status, 413);
+  assert.equal(up.heads, 0);
+});
+
+test('RFC 9110 §10.1.1: Expect: 100-continue on an accepted upload gets 100 Continue, then the body goes through whole', async () => {
+  up.reset();
+  const s = await openSocket(g.port);
+  const done = readUntilClose(s, 8000);
+  let sawContinue = false;
+  s.once('data', (c: Buffer) => {
+    sawContinue = c.toString('latin1').startsWith('HTTP/1.1 100');
+    s.write('hello world');
+  });
+  s.write('POST /v1/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n');
+  const text = await done;
+  assert.ok(sawContinue, text.slice(0, 80));
+  const final = text.slice(text.indexOf('\r\n\r\n') + 4);
+  assert.equal(parseResponse(final).status, 200);
+  assert.equal(up.received[0]?.body.toString(), 'hello world');
+});
