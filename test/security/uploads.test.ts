@@ -181,3 +181,31 @@ test('RFC 9110 §10.1.1: Expect: 100-continue on an accepted upload gets 100 Con
   assert.equal(parseResponse(final).status, 200);
   assert.equal(up.received[0]?.body.toString(), 'hello world');
 });
+
+test('RFC 9113 §8.1: over HTTP/2 a declared content-length over the limit → 413, and the stream ends (the client is not left sending)', async () => {
+  up.reset();
+  const session = h2raw(`http://127.0.0.1:${g.port}`);
+  session.on('error', () => {});
+  try {
+    await new Promise<void>((r, j) => { session.once('connect', () => r()); session.once('error', j); });
+    const stream = session.request({ ':method': 'POST', ':path': '/v1/upload', 'content-length': String(10 * 1024 * 1024) }, { endStream: false });
+    stream.on('error', () => {});
+    let status = 0;
+    stream.on('response', (h) => { status = Number(h[':status']); });
+    const closed = new Promise<void>((r) => stream.once('close', () => r()));
+    const chunk = Buffer.alloc(64 * 1024, 0x66);
+    for (let i = 0; i < 8 && !stream.destroyed; i++) stream.write(chunk);
+    stream.resume();
+    const t0 = performance.now();
+    await Promise.race([closed, new Promise((r) => setTimeout(r, 5000))]);
+    assert.equal(status, 413);
+    assert.ok(stream.closed, `the stream was closed (after ${Math.round(performance.now() - t0)} ms)`);
+    assert.equal(up.heads, 0);
+    // the connection is still good for the next request
+    const next = session.request({ ':method': 'GET', ':path': '/v1/upload' });
+    next.on('error', () => {});
+    const s2 = await new Promise<number>((r) => next.on('response', (h) => r(Number(h[':status']))));
+    assert.equal(s2, 405);
+    next.resume();
+  } finally { session.destroy(); }
+});
