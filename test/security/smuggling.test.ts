@@ -323,3 +323,20 @@ test('Traefik CVE-2024-45410 / RFC 9110 §7.6.1: "Connection: X-Forwarded-For, X
   assert.equal(h['x-forwarded-proto'], 'http');
   assert.ok(typeof h['x-request-id'] === 'string' && h['x-request-id'].length > 0);
 });
+
+test('h2c smuggling (Bishop Fox 2020; Traefik, Envoy, nginx): "Upgrade: h2c" is refused, never tunnelled past the route rules', async () => {
+  const r = await send('GET /v1/a HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nConnection: Upgrade, HTTP2-Settings\r\n\r\n');
+  assert.ok(r.text.length > 0);
+  const res = parseResponse(r.text);
+  assert.notEqual(res.status, 101);
+  assert.equal(res.status, 400);
+  assert.equal(r.upstream, 0);
+  assert.ok(!r.wire.toLowerCase().includes('h2c'));
+});
+
+test('RFC 9110 §7.6.1: "Connection: Upgrade" without an Upgrade field is an ordinary request; nothing hop-by-hop reaches the upstream', async () => {
+  const r = await send('GET /v1/hop2 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, close, TE, X-Secret\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nX-Secret: 1\r\n\r\n');
+  assert.equal(parseResponse(r.text).status, 200);
+  const h = up.received[0].headers;
+  for (const k of ['keep-alive', 'te', 'x-secret', 'upgrade']) assert.equal(h[k], undefined, k);
+});
