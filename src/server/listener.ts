@@ -71,7 +71,7 @@ export class Listener {
     const h2Settings = { maxConcurrentStreams: s.http2.maxConcurrentStreams, maxHeaderListSize: limits.maxHeaderSize };
     // Past this many fields nghttp2 refuses the stream; between maxHeaderCount and here the handler answers 431.
     const maxHeaderListPairs = limits.maxHeaderCount * 2 + 8;
-    const onH2Request = adaptHttp2Request(on.request);
+    const onH2Request = adaptHttp2Request(on.request, limits.requestTimeout);
     this.tls = certs !== null;
     if (certs !== null && s.http2.enabled) {
       const server = createSecureServer({ ...certs.serverOptions(), allowHTTP1: true, settings: h2Settings, maxHeaderListPairs, noDelay: true } as Parameters<typeof createSecureServer>[0], onH2Request);
@@ -185,7 +185,7 @@ export class Listener {
  * HEAD excepted);
  * `res.req`, which node's Http2ServerResponse lacks. Pseudo-headers are skipped when headers are forwarded.
  */
-export function adaptHttp2Request(handle: (req: IncomingMessage, res: ServerResponse) => void): (req: Http2ServerRequest, res: Http2ServerResponse) => void {
+export function adaptHttp2Request(handle: (req: IncomingMessage, res: ServerResponse) => void, requestTimeout = 0): (req: Http2ServerRequest, res: Http2ServerResponse) => void {
   return function onRequest(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void {
     // "HTTP/2.0" in an HTTP/1.1 request line also reads as major 2; only a stream is HTTP/2
     if (req.httpVersionMajor === 2 && 'stream' in req) {
@@ -195,7 +195,10 @@ export function adaptHttp2Request(handle: (req: IncomingMessage, res: ServerResp
       // GET/HEAD: some clients leave the stream open after HEADERS and end it with an empty DATA frame; that is no body.
       if (h['content-length'] === undefined && !r.stream.endAfterHeaders && r.method !== 'GET' && r.method !== 'HEAD') h['transfer-encoding'] = 'chunked';
       (res as { req?: unknown }).req = req;
-      if (!r.stream.endAfterHeaders && r.method !== 'GET' && r.method !== 'HEAD') deferEnd(r);
+      if (!r.stream.endAfterHeaders && r.method !== 'GET' && r.method !== 'HEAD') {
+        deferEnd(r);
+        if (requestTimeout > 0) limitBodyTime(r, requestTimeout);
+      }
     }
     handle(req as IncomingMessage, res as ServerResponse);
   };
@@ -233,6 +236,20 @@ function continueOnRead(req: IncomingMessage | Http2ServerRequest, res: ServerRe
     if (!res.headersSent && !res.writableEnded) res.writeContinue();
     read.call(this, n);
   };
+}
+
+/**
+ * `server.limits.requestTimeout` for an HTTP/2 request body (node applies it to HTTP/1.1 only): a stream whose body
+ * has not ended in time is cancelled (RST_STREAM CANCEL), which aborts the upstream request through deferEnd.
+ * A slow-body client (RUDY) on HTTP/2 is otherwise held only by the session's idle timeout, which a trickle resets.
+ */
+function limitBodyTime(r: Http2ServerRequest, ms: number): void {
+  const stream = r.stream;
+  const timer = setTimeout(() => { if (!stream.destroyed) stream.close(h2.NGHTTP2_CANCEL); }, ms);
+  timer.unref();
+  const clear = () => clearTimeout(timer);
+  r.once('end', clear);
+  stream.once('close', clear);
 }
 
 function noRead(): void { /* the end is on its way */ }

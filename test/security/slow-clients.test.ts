@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import { request } from 'undici';
+import { connect as h2raw } from 'node:http2';
 import { startGateway, type TestGateway } from '../helpers.ts';
 import { openSocket, parseResponse, readUntilClose } from '../support/raw-http.ts';
 import { startRecordingUpstream, type RecordingUpstream } from '../support/recording-upstream.ts';
@@ -33,6 +34,7 @@ before(async () => {
   await new Promise<void>((r) => big.listen(0, '127.0.0.1', r));
   g = await startGateway(`
 server:
+  http2: { cleartext: true }
   limits: { headersTimeout: 500ms, requestTimeout: 1500ms, keepAliveTimeout: 500ms }
 upstreams:
   app: { targets: [ ${up.url} ] }
@@ -141,4 +143,30 @@ test('a connection that sends nothing at all is closed within headersTimeout (pl
   const ms = performance.now() - t0;
   assert.ok(ms < 6000, `closed after ${Math.round(ms)} ms`);
   if (text.length > 0) assert.equal(parseResponse(text).status, 408);
+});
+
+test('slow body over HTTP/2 (RUDY on a stream): a body trickled past requestTimeout is cut, never delivered complete', async () => {
+  up.reset();
+  const session = h2raw(`http://127.0.0.1:${g.port}`);
+  session.on('error', () => {});
+  try {
+    await new Promise<void>((r, j) => { session.once('connect', () => r()); session.once('error', j); });
+    const stream = session.request({ ':method': 'POST', ':path': '/v1/slow-h2', 'content-length': '60' }, { endStream: false });
+    stream.on('error', () => {});
+    let status = 0;
+    stream.on('response', (h) => { status = Number(h[':status']); });
+    stream.resume();
+    const closed = new Promise<void>((r) => stream.once('close', () => r()));
+    let sent = 0;
+    const timer = setInterval(() => { if (!stream.destroyed && sent < 60) { stream.write('a'); sent++; } }, 100);
+    const t0 = performance.now();
+    await Promise.race([closed, sleep(9000)]);
+    clearInterval(timer);
+    const ms = performance.now() - t0;
+    assert.ok(stream.closed, `the stream is still open after ${Math.round(ms)} ms (${sent} bytes trickled)`);
+    assert.ok(sent < 60, 'cut before the body was complete');
+    if (status !== 0) assert.equal(status, 408);
+    await sleep(100);
+    assert.equal(up.received.length, 0, 'no complete request upstream');
+  } finally { session.destroy(); }
 });
