@@ -100,7 +100,7 @@ export class Listener {
       const h2server = createH2cServer({ settings: h2Settings, maxHeaderListPairs }, onH2Request);
       this.h2c = h2server;
       this.h1 = h1;
-      this.server = createNetServer({ noDelay: true }, (socket) => sniffPreface(socket, h1, h2server));
+      this.server = createNetServer({ noDelay: true }, (socket) => sniffPreface(socket, h1, h2server, limits.headersTimeout));
       this.http2 = true;
     } else {
       this.h1 = createHttpServer(h1Options, on.request) as H1Server;
@@ -260,13 +260,18 @@ const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
  * h2c beside HTTP/1.1 on one port: reads until the first bytes tell an HTTP/2 preface from an HTTP/1.1 request
  * line (at most 16 bytes; a method never starts with "PRI "), puts them back, and hands the socket over.
  */
-function sniffPreface(socket: Socket, h1: HttpServer, h2server: Http2Server): void {
+function sniffPreface(socket: Socket, h1: HttpServer, h2server: Http2Server, headersTimeout: number): void {
   let seen: Buffer = Buffer.alloc(0);
+  // Until the first bytes decide, neither server's timeouts apply: a connection that sends nothing (or a few bytes
+  // of a preface) would otherwise be held open for ever.
+  const timer = setTimeout(() => socket.destroy(), headersTimeout);
+  timer.unref();
   const onData = (chunk: Buffer) => {
     seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
     const n = Math.min(seen.length, PREFACE.length);
     const isH2 = seen.subarray(0, n).equals(PREFACE.subarray(0, n));
     if (isH2 && n < PREFACE.length) return; // not decided yet
+    clearTimeout(timer);
     socket.off('data', onData);
     socket.off('error', onError);
     socket.pause();
@@ -279,7 +284,8 @@ function sniffPreface(socket: Socket, h1: HttpServer, h2server: Http2Server): vo
       socket.resume();
     }
   };
-  const onError = () => socket.destroy();
+  const onError = () => { clearTimeout(timer); socket.destroy(); };
+  socket.once('close', () => clearTimeout(timer));
   socket.on('data', onData);
   socket.on('error', onError);
 }

@@ -170,3 +170,12 @@ test('slow body over HTTP/2 (RUDY on a stream): a body trickled past requestTime
     assert.equal(up.received.length, 0, 'no complete request upstream');
   } finally { session.destroy(); }
 });
+
+test('h2c beside HTTP/1.1: a connection that stops inside the HTTP/2 preface is closed within headersTimeout', async () => {
+  const s = await openSocket(g.port);
+  const closed = readUntilClose(s, 8000);
+  s.write('PRI * HTTP/2.0\r\n'.slice(0, 7));
+  const t0 = performance.now();
+  await closed;
+  assert.ok(performance.now() - t0 < 6000);
+});
