@@ -61,7 +61,7 @@ export function checkRequestHead(req: IncomingMessage, limits: HeadLimits): Gate
 }
 
 /** The Host most recently found valid: nearly every request repeats it, and then nothing is parsed. */
-let lastGoodHost = '';
+let lastGoodHost = '\0'; // never a header value (node refuses NUL), so the first Host is always checked
 
 function fieldCount(raw: readonly string[]): number {
   let n = 0;
