@@ -8,6 +8,8 @@ import { startGateway, type TestGateway } from '../helpers.ts';
 import { assertProblem } from '../support/problem.ts';
 import { openSocket, parseResponse, readUntilClose, rawExchange } from '../support/raw-http.ts';
 import { startRecordingUpstream, type RecordingUpstream } from '../support/recording-upstream.ts';
+import { request } from 'undici';
+import { hs256 } from '../e2e/harness.ts';
 
 let up: RecordingUpstream;
 let g: TestGateway;
@@ -208,4 +210,32 @@ test('RFC 9113 §8.1: over HTTP/2 a declared content-length over the limit → 4
     assert.equal(s2, 405);
     next.resume();
   } finally { session.destroy(); }
+});
+
+test('multipart parser differential: a Content-Type naming boundary twice → 400, a boundary hidden in a quoted parameter is data; never forwarded unchecked', async (t) => {
+  const secret = 'k'.repeat(32);
+  const rec = await startRecordingUpstream();
+  const gw = await startGateway(`
+auth: { jwt: [ { name: t, secret: "${secret}", algorithms: [HS256] } ] }
+upstreams: { app: { targets: [ ${rec.url} ] } }
+routes:
+  - { name: bound, match: { path: /v1/profile, methods: [POST] }, upstream: app, auth: jwt, bind: { body.user_id: claim.sub } }
+`);
+  t.after(async () => { await gw.close(); await rec.close(); });
+  const token = await hs256(secret, { sub: 'alice' });
+  // Framed by AAA the body says alice (what a first-wins parser checks); framed by BBB it says bob (what a
+  // last-wins parser such as python-multipart hands the service).
+  const body = '--AAA\r\nContent-Disposition: form-data; name="user_id"\r\n\r\nalice\r\n--AAA--\r\n'
+    + '--BBB\r\nContent-Disposition: form-data; name="user_id"\r\n\r\nbob\r\n--BBB--\r\n';
+  for (const ct of ['multipart/form-data; boundary=AAA; boundary=BBB', 'multipart/form-data; x="; boundary=AAA"; boundary=BBB', 'multipart/form-data; BOUNDARY=AAA; boundary=BBB']) {
+    const r = await request(`${gw.url}/v1/profile`, { method: 'POST', body, headers: { authorization: `Bearer ${token}`, 'content-type': ct } });
+    const text = await r.body.text();
+    // two boundaries: 400; a quoted "; boundary=" is data, so BBB frames the body and bob is refused (403)
+    assert.ok(r.statusCode === 400 || r.statusCode === 403, `${ct}: ${r.statusCode} ${text}`);
+  }
+  assert.equal(rec.heads, 0);
+  // one boundary: checked as usual
+  const ok = await request(`${gw.url}/v1/profile`, { method: 'POST', body: body.slice(0, body.indexOf('--BBB')), headers: { authorization: `Bearer ${token}`, 'content-type': 'multipart/form-data; boundary=AAA' } });
+  await ok.body.text();
+  assert.equal(ok.statusCode, 200);
 });
