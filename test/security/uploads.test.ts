@@ -233,6 +233,10 @@ routes:
     // two boundaries: 400; a quoted "; boundary=" is data, so BBB frames the body and bob is refused (403)
     assert.ok(r.statusCode === 400 || r.statusCode === 403, `${ct}: ${r.statusCode} ${text}`);
   }
+  // a part naming itself twice: the gateway would check one name, a last-wins service read the other
+  const twice = '--AAA\r\nContent-Disposition: form-data; name="note"; name="user_id"\r\n\r\nbob\r\n--AAA\r\nContent-Disposition: form-data; name="user_id"\r\n\r\nalice\r\n--AAA--\r\n';
+  const r2 = await request(`${gw.url}/v1/profile`, { method: 'POST', body: twice, headers: { authorization: `Bearer ${token}`, 'content-type': 'multipart/form-data; boundary=AAA' } });
+  assert.equal(r2.statusCode, 400, await r2.body.text());
   assert.equal(rec.heads, 0);
   // one boundary: checked as usual
   const ok = await request(`${gw.url}/v1/profile`, { method: 'POST', body: body.slice(0, body.indexOf('--BBB')), headers: { authorization: `Bearer ${token}`, 'content-type': 'multipart/form-data; boundary=AAA' } });
