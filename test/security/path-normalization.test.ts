@@ -87,7 +87,7 @@ test('APISIX CVE-2021-43557 / Istio CVE-2021-31920: "//admin" and "/public//../a
   await neverAdmin('/public//../admin', 401);
 });
 
-test('path parameters: "/public/..;/admin" (Tomcat and Spring read "..;" as "..") → 400, never forwarded', async () => {
+test('Apache Shiro CVE-2020-1957 / Tomcat path parameters: "/public/..;/admin" (read as "..") → 400, never forwarded', async () => {
   await neverAdmin('/public/..;/admin', 400);
   await neverAdmin('/public/..;x=1/admin', 400);
   await neverAdmin('/public/.;/x', 400);
@@ -144,4 +144,10 @@ test('the matched path is what goes up: 40 mixed spellings of /public/a/b all ar
     assert.equal(r.status, 200, t);
     assert.equal(r.upstreamPath, t.endsWith('/..') ? '/public/a/b/' : '/public/a/b', t);
   }
+});
+
+test('Shiro CVE-2020-11989 class: "/admin;x/users" is not the /admin route (no prefix match through a path parameter): 404, not forwarded', async () => {
+  const r = await probe('/admin;jsessionid=x/users');
+  assert.equal(r.status, 404);
+  assert.equal(r.upstreamPath, null);
 });
