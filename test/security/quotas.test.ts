@@ -8,6 +8,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { request } from 'undici';
 import { startDemoServer, type DemoServer } from '../../src/demo/services.ts';
 import { call, eventually, startGateway, type TestGateway } from '../helpers.ts';
+import { h2connect, h2request } from '../support/h2.ts';
 
 const hash = (k: string) => 'sha256:' + createHash('sha256').update(k).digest('hex');
 const KEY = { 'x-api-key': 'key-race' };
@@ -121,4 +122,15 @@ test('the quota is per consumer, not per key spelling: header case and a duplica
     statuses.push(r.statusCode);
   }
   assert.deepEqual(statuses, [200, 200, 200, 402]);
+});
+
+test('quota race over one HTTP/2 connection: 60 multiplexed streams against a quota of 12 → exactly 12 pass', async (t) => {
+  const up = await startDemoServer({ name: 'chat' });
+  const g = await startGateway(yaml(up, '{ quota: { requests: { limit: 12, period: day } } }', 'server:\n  http2: { cleartext: true }'));
+  const s = await h2connect(`http://127.0.0.1:${g.port}`);
+  t.after(async () => { s.destroy(); await g.close(); await up.close(); });
+  const statuses = await Promise.all(Array.from({ length: 60 }, async () => (await h2request(s, '/echo', { headers: KEY })).status));
+  assert.equal(count(statuses, 200), 12, JSON.stringify(statuses));
+  assert.equal(count(statuses, 402), 48);
+  assert.equal(up.stats.requests, 12);
 });

@@ -179,3 +179,20 @@ test('h2c beside HTTP/1.1: a connection that stops inside the HTTP/2 preface is 
   await closed;
   assert.ok(performance.now() - t0 < 6000);
 });
+
+test('slow read over HTTP/2: a stream whose client never reads (flow-control window exhausted) holds the upstream back', async () => {
+  bigWritten = 0;
+  const session = h2raw(`http://127.0.0.1:${g.port}`);
+  session.on('error', () => {});
+  try {
+    await new Promise<void>((r, j) => { session.once('connect', () => r()); session.once('error', j); });
+    const stream = session.request({ ':method': 'GET', ':path': '/big' });
+    stream.on('error', () => {});
+    stream.pause();
+    await sleep(1500);
+    const written = bigWritten;
+    await sleep(1000);
+    assert.ok(written < 48 * 1024 * 1024, `the upstream could write ${written} bytes to a stream nobody reads`);
+    assert.ok(bigWritten - written < 8 * 1024 * 1024, `still flowing: ${bigWritten - written} more bytes in a second`);
+  } finally { session.destroy(); }
+});
