@@ -26,6 +26,8 @@ export interface CaptchaCheck {
   hostnames?: string[];
   verifyUrl?: string;
   timeout: number;
+  /** ms: the oldest `challenge_ts` accepted. */
+  maxAge: number;
 }
 
 export type Verdict =
@@ -35,7 +37,7 @@ export type Verdict =
   /** No trustworthy answer: unreachable, slow, 5xx, unreadable, or the provider blames our request. */
   | { kind: 'unavailable'; reason: string };
 
-interface Answer { success?: unknown; score?: unknown; action?: unknown; hostname?: unknown; 'error-codes'?: unknown }
+interface Answer { success?: unknown; score?: unknown; action?: unknown; hostname?: unknown; challenge_ts?: unknown; 'error-codes'?: unknown }
 
 /** Talks to one provider over its own connection pool. The secret lives only in the encoded form prefix. */
 export class CaptchaVerifier {
@@ -83,7 +85,7 @@ export class CaptchaVerifier {
     return this.judge(answer);
   }
 
-  judge(a: Answer): Verdict {
+  judge(a: Answer, now = Date.now()): Verdict {
     const spec = PROVIDERS[this.c.provider];
     if (a.success !== true) {
       const codes = Array.isArray(a['error-codes']) ? a['error-codes'].filter((x): x is string => typeof x === 'string') : [];
@@ -96,6 +98,10 @@ export class CaptchaVerifier {
     }
     if (spec.hasAction && this.c.action !== undefined && a.action !== this.c.action) return { kind: 'fail', reason: 'action does not match' };
     if (this.hostnames !== null && !(typeof a.hostname === 'string' && this.hostnames.has(a.hostname.toLowerCase()))) return { kind: 'fail', reason: 'hostname not allowed' };
+    // Every provider reports when the challenge was solved; a token kept (or harvested) for later is refused.
+    const solvedAt = typeof a.challenge_ts === 'string' ? Date.parse(a.challenge_ts) : NaN;
+    if (Number.isNaN(solvedAt)) return { kind: 'fail', reason: 'no challenge_ts' };
+    if (now - solvedAt > this.c.maxAge) return { kind: 'fail', reason: `solved ${Math.round((now - solvedAt) / 1000)} s ago, more than maxAge` };
     return { kind: 'pass' };
   }
 

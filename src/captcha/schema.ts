@@ -12,5 +12,6 @@ export const captchaSchema = obj({
   tokenHeader: z.string().optional().describe('Request header carrying the token (tried first when both are set).'),
   verifyUrl: z.string().url().optional().describe('Verification endpoint (default per provider).'),
   timeout: duration.prefault('5s').describe('Timeout of the verification call.'),
+  maxAge: duration.prefault('5m').describe('A token solved longer ago than this (the provider\'s challenge_ts) is refused with 403; providers accept tokens for a few minutes, so a replayed one stays valid that long.'),
 }).describe('A captcha verifier.');
 export type CaptchaConfig = z.output<typeof captchaSchema>;

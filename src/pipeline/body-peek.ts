@@ -26,7 +26,7 @@ export function peekBody(ctx: RequestContext, cap: number): Promise<{ bytes: Buf
     const cl = h['content-length'];
     if ((cl === undefined || cl === '0') && h['transfer-encoding'] === undefined) return Promise.resolve(EMPTY);
     if (cl !== undefined && ctx.route !== null && Number(cl) > ctx.route.maxBodySize) {
-      return Promise.reject(new GatewayError('payload_too_large', `The request body exceeds this route's limit of ${ctx.route.maxBodySize} bytes.`));
+      return Promise.reject(new GatewayError('payload_too_large', `The request body exceeds this route's limit of ${ctx.route.maxBodySize} bytes.`, { headers: { connection: 'close' } }));
     }
     // If the request fails before the proxy takes the body, what is left must still be drained.
     ctx.finally(drainRest);

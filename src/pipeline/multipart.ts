@@ -22,25 +22,50 @@ export interface PeekedPart {
   whole: boolean;
 }
 
-/** `boundary` of a multipart Content-Type, unquoted; undefined when absent. */
+/**
+ * `boundary` of a multipart Content-Type, unquoted; undefined when absent. A Content-Type that names a parameter
+ * twice is refused: parsers disagree on which one wins (first here, last in python-multipart and werkzeug), and the
+ * service would then read parts framed differently from the ones the gateway checked.
+ */
 export function boundaryOf(contentType: string): string | undefined {
-  return paramOf(contentType, 'boundary');
+  const p = paramsOf(contentType);
+  if (p === null) throw new GatewayError('bad_request', 'The multipart Content-Type names a parameter more than once.');
+  const b = p.get('boundary');
+  return b === '' ? undefined : b;
 }
 
 /** A `name=value` parameter of a header value (`; name="quoted"` or token), case-insensitive name. */
 export function paramOf(header: string, name: string): string | undefined {
-  const re = new RegExp(`;\\s*${name}\\s*=\\s*(?:"((?:[^"\\\\]|\\\\.)*)"|([^;\\s]*))`, 'i');
-  const m = re.exec(header);
-  if (m === null) return undefined;
-  const v = m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : m[2];
-  return v === '' && m[1] === undefined ? undefined : v;
+  return paramsOf(header)?.get(name.toLowerCase());
+}
+
+const PARAM = /;\s*([^=;\s]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]*))\s*/y;
+
+/**
+ * The parameters of a header value (`type; a=b; c="q;d"`), names lower-cased, quoted strings respected (a
+ * `; boundary=` inside a quoted value is data); null when a name repeats.
+ */
+export function paramsOf(header: string): Map<string, string> | null {
+  const out = new Map<string, string>();
+  let at = header.indexOf(';');
+  while (at !== -1 && at < header.length) {
+    PARAM.lastIndex = at;
+    const m = PARAM.exec(header);
+    if (m === null) { at = header.indexOf(';', at + 1); continue; } // a parameter without "=": skipped
+    const name = m[1].toLowerCase();
+    if (out.has(name)) return null;
+    out.set(name, m[2] !== undefined ? m[2].replace(/\\(.)/g, '$1') : m[3]);
+    at = PARAM.lastIndex;
+  }
+  return out;
 }
 
 function dispositionOf(head: string): { name: string | undefined; filename: string | undefined } {
   const line = /(?:^|\r\n)content-disposition:([^\r\n]*)/i.exec(head)?.[1];
   if (line === undefined) return { name: undefined, filename: undefined };
-  const star = paramOf(line, 'filename\\*');
-  return { name: paramOf(line, 'name'), filename: paramOf(line, 'filename') ?? (star !== undefined ? star : /;\s*filename\s*=/i.test(line) ? '' : undefined) };
+  const p = paramsOf(line);
+  if (p === null) throw new GatewayError('bad_request', 'A multipart part names a Content-Disposition parameter more than once.');
+  return { name: p.get('name'), filename: p.get('filename') ?? p.get('filename*') };
 }
 
 /**

@@ -34,7 +34,7 @@ type Route = { name: string; captcha?: string };
  */
 function verifierFor(name: string, c: CaptchaConfig, env: CompileEnv): CaptchaVerifier {
   return env.resources.get(resourceKey('captcha', name, c),
-    () => new CaptchaVerifier({ provider: c.provider as CaptchaProvider, secret: c.secret, minScore: c.minScore, action: c.action, hostnames: c.hostnames, verifyUrl: c.verifyUrl, timeout: c.timeout }),
+    () => new CaptchaVerifier({ provider: c.provider as CaptchaProvider, secret: c.secret, minScore: c.minScore, action: c.action, hostnames: c.hostnames, verifyUrl: c.verifyUrl, timeout: c.timeout, maxAge: c.maxAge }),
     (v) => v.close());
 }
 
@@ -65,7 +65,7 @@ export const captchaPolicy: Policy<Needs, Route> = {
         const { bytes } = await peekBody(ctx, peekCap);
         token = extractField(bytes, ctx.req.headers['content-type'], field);
       }
-      if (token === undefined || token === '') throw new GatewayError('captcha_failed', `A captcha token is required (${where}).`);
+      if (token === undefined || token === '') throw new GatewayError('captcha_required', `A captcha token is required (${where}).`);
       if (token.length > MAX_TOKEN) throw new GatewayError('captcha_failed', 'The captcha token is not valid.');
 
       const verdict = await verifier.verify(token, ctx.clientIp);

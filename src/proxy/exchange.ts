@@ -267,7 +267,8 @@ export function dispatchTo(ctx: RequestContext, rt: ProxyEnv, target: Target, at
   const cl = h['content-length'];
   const hasBody = (cl !== undefined && cl !== '0') || h['transfer-encoding'] !== undefined;
   if (hasBody && cl !== undefined && Number(cl) > route.maxBodySize) {
-    throw new GatewayError('payload_too_large', `The request body exceeds this route's limit of ${route.maxBodySize} bytes.`);
+    // The body is never read: the connection closes after the answer (src/server/linger.ts).
+    throw new GatewayError('payload_too_large', `The request body exceeds this route's limit of ${route.maxBodySize} bytes.`, { headers: { connection: 'close' } });
   }
   // A peek that read a whole chunked body leaves nothing for the streaming limit to count.
   if (ctx.bodyPrefix !== null && ctx.bodyPrefix.length > route.maxBodySize) {

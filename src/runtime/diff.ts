@@ -32,6 +32,7 @@ export interface ConfigDiff {
 export const RESTART_KEYS: ReadonlyArray<readonly string[]> = [
   ['server', 'listen'],
   ['server', 'limits', 'maxHeaderSize'],
+  ['server', 'limits', 'maxHeaderCount'],
   ['server', 'limits', 'headersTimeout'],
   ['server', 'limits', 'requestTimeout'],
   ['server', 'limits', 'keepAliveTimeout'],

@@ -16,7 +16,8 @@ import { infoPage } from '../server/info.ts';
 import { Listener } from '../server/listener.ts';
 import { TlsCertificates, TlsFileError } from '../server/tls.ts';
 import { createUpgradeHandler } from '../proxy/websocket.ts';
-import { GatewayError, problemBody } from '../errors.ts';
+import { GatewayError, problemBody, sendProblem } from '../errors.ts';
+import { isLingering, lingeringClose } from '../server/linger.ts';
 import { createStore, type Store } from '../state/index.ts';
 import { createConsumerRegistry, type ConsumerRegistry } from '../consumers/index.ts';
 import { throttledWarn } from '../state/warn.ts';
@@ -134,9 +135,10 @@ export class Runtime implements RequestPathSource, GenerationHost {
       throw e;
     }
     this.listener = new Listener(config.server, this.certificates, {
-      request: createRequestHandler(this),
+      request: createRequestHandler(this, { maxHeaderCount: config.server.limits.maxHeaderCount }),
       upgrade: createUpgradeHandler(this, this.tunnels),
       clientError: (err, socket) => this.onClientError(err, socket),
+      connect: (req, socketOrRes) => this.onConnect(req, socketOrRes),
       connection: (s: Socket) => {
         this.metrics.activeConnections.inc();
         s.once('close', () => this.metrics.activeConnections.dec());
@@ -291,6 +293,8 @@ export class Runtime implements RequestPathSource, GenerationHost {
   /** Malformed requests never reach the handler: answer them here, in the same problem+json shape. */
   private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
     const s = socket as Socket & { _httpMessage?: { headersSent?: boolean } };
+    // The handler already refused this request and is closing the connection gracefully (src/server/linger.ts).
+    if (isLingering(s)) return;
     if (err.code === 'ECONNRESET' || !s.writable || s._httpMessage?.headersSent) { s.destroy(); return; }
     const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request_timeout' : 'bad_request';
     const detail = code === 'headers_too_large' ? 'The request headers are larger than this gateway accepts.'
@@ -303,7 +307,29 @@ export class Runtime implements RequestPathSource, GenerationHost {
     this.metrics.observeRequest('none', 'OTHER', e.status, 0);
     this.logger.info({ type: 'access', requestId, status: e.status, error: code, clientIp: peerAddress(s.remoteAddress) || undefined });
   }
+
+  /** CONNECT (RFC 9110 §9.3.6) asks for a tunnel the gateway never opens: 405 with Allow, then the connection (HTTP/1.1) or stream (HTTP/2) ends. */
+  private onConnect(req: IncomingMessage, socketOrRes: Duplex | ServerResponse): void {
+    const e = new GatewayError('method_not_allowed', 'CONNECT is not supported: this gateway is not a forward proxy.', { headers: { allow: ALLOW } });
+    const requestId = randomUUID();
+    if (req.httpVersionMajor === 2) {
+      const res = socketOrRes as ServerResponse;
+      res.setHeader('x-request-id', requestId);
+      sendProblem(res, e, requestId);
+    } else {
+      const s = socketOrRes as Socket;
+      s.on('error', () => {});
+      const body = problemBody(e, requestId);
+      s.write(`HTTP/1.1 405 ${STATUS_CODES[405]}\r\nallow: ${ALLOW}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`);
+      lingeringClose(s);
+    }
+    this.metrics.observeRequest('none', 'CONNECT', 405, 0);
+    this.logger.info({ type: 'access', requestId, method: 'CONNECT', status: 405, error: e.code, clientIp: peerAddress(req.socket?.remoteAddress) || undefined });
+  }
 }
+
+/** What a CONNECT is told may be used instead (the gateway proxies origin-form requests, never tunnels). */
+const ALLOW = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
 
 function listenOn(server: Server, host: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {

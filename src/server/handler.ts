@@ -9,6 +9,8 @@ import type { Logger } from '../observability/logger.ts';
 import type { TrustedProxies } from './client-ip.ts';
 import { peerAddress } from './client-ip.ts';
 import type { AccessLog } from '../observability/access-log.ts';
+import { checkRequestHead, type HeadLimits } from './request-head.ts';
+import { closeAfterResponse } from './linger.ts';
 
 /**
  * What the request path needs from the generation serving a request (src/runtime/generation.ts). A request
@@ -37,7 +39,7 @@ export interface RequestPathSource {
 type TrackedResponse = ServerResponse & { ctx?: RequestContext; path?: RequestPath };
 
 /** The request path: identify, normalize, match, run the route's steps, forward. Errors end in one place. */
-export function createRequestHandler(source: RequestPathSource) {
+export function createRequestHandler(source: RequestPathSource, head: HeadLimits) {
   const onClose = function (this: TrackedResponse) {
     const ctx = this.ctx!;
     if (!this.writableFinished) {
@@ -57,6 +59,8 @@ export function createRequestHandler(source: RequestPathSource) {
     res.once('close', onClose);
     ctx.requestId = requestIdFrom(req.headers['x-request-id'] as string | undefined);
     ctx.traceparent = nextTraceparent(req.headers.traceparent as string | undefined);
+    const headProblem = checkRequestHead(req, head);
+    if (headProblem !== null) return rt.fail(ctx, headProblem);
 
     const { path: rawPath, query } = splitTarget(req.url ?? '');
     const path = normalizePath(rawPath);
@@ -130,7 +134,7 @@ function sameLower(s: string, lower: string): boolean {
   return true;
 }
 
-export const DUPLICATE_CREDENTIALS = new GatewayError('bad_request', 'The request has more than one Authorization or Host header.');
+export const DUPLICATE_CREDENTIALS = new GatewayError('bad_request', 'The request has more than one Authorization or Host header.', { headers: { connection: 'close' } });
 
 /** Runs steps synchronously until one needs to wait; only then does a promise exist. */
 function runSteps(ctx: RequestContext, steps: readonly Step[], from: number): Promise<void> | undefined {
@@ -153,8 +157,9 @@ export function failWith(ctx: RequestContext, err: GatewayError, draining: boole
   const defaults = ctx.responseDefaults;
   if (defaults !== null) for (let i = 0; i < defaults.length; i += 2) res.setHeader(defaults[i], defaults[i + 1]);
   if (draining && ctx.req.httpVersionMajor !== 2) res.setHeader('connection', 'close');
+  // The request body will not be read: the connection closes once the answer is out (src/server/linger.ts).
+  if (err.headers?.connection === 'close') closeAfterResponse(res);
   sendProblem(res, err, ctx.requestId);
-  if (err.headers?.connection === 'close') res.once('finish', () => ctx.req.destroy());
 }
 
 /**

@@ -11,7 +11,7 @@ import { guardSession, type AbuseReason } from './http2-guard.ts';
 
 /** The part of `server:` the listener reads (once, at start). */
 export interface ListenerSettings {
-  limits: { maxHeaderSize: number; headersTimeout: number; requestTimeout: number; keepAliveTimeout: number; maxConnections?: number };
+  limits: { maxHeaderSize: number; maxHeaderCount: number; headersTimeout: number; requestTimeout: number; keepAliveTimeout: number; maxConnections?: number };
   http2: Http2Config;
 }
 
@@ -21,6 +21,11 @@ export interface ListenerHandlers {
   clientError: (err: NodeJS.ErrnoException, socket: Duplex) => void;
   /** A new client connection (TCP), for the connection gauge. */
   connection: (socket: Socket) => void;
+  /**
+   * A CONNECT request: over HTTP/1.1 with the raw socket (node's parser has let go of it), over HTTP/2 with a
+   * response for its stream. The gateway is no forward proxy; node would close an HTTP/1.1 one without a word.
+   */
+  connect: (req: IncomingMessage, socketOrResponse: Duplex | ServerResponse) => void;
   /** An HTTP/2 connection was sent GOAWAY for abuse. */
   abuse?: (reason: AbuseReason, remoteAddress: string | undefined) => void;
 }
@@ -64,10 +69,12 @@ export class Listener {
       noDelay: true,
     };
     const h2Settings = { maxConcurrentStreams: s.http2.maxConcurrentStreams, maxHeaderListSize: limits.maxHeaderSize };
-    const onH2Request = adaptHttp2Request(on.request);
+    // Past this many fields nghttp2 refuses the stream; between maxHeaderCount and here the handler answers 431.
+    const maxHeaderListPairs = limits.maxHeaderCount * 2 + 8;
+    const onH2Request = adaptHttp2Request(on.request, limits.requestTimeout);
     this.tls = certs !== null;
     if (certs !== null && s.http2.enabled) {
-      const server = createSecureServer({ ...certs.serverOptions(), allowHTTP1: true, settings: h2Settings, noDelay: true } as Parameters<typeof createSecureServer>[0], onH2Request);
+      const server = createSecureServer({ ...certs.serverOptions(), allowHTTP1: true, settings: h2Settings, maxHeaderListPairs, noDelay: true } as Parameters<typeof createSecureServer>[0], onH2Request);
       // The HTTP/1.1 side of an allowHTTP1 server reads node:http's settings from the server object.
       Object.assign(server, h1Options);
       // A handshake that failed is not an HTTP exchange: never answer it with HTTP bytes.
@@ -90,10 +97,10 @@ export class Listener {
       const h1 = createHttpServer(h1Options, on.request) as H1Server;
       // Never listens itself: connections arrive from the sniffer. Its timeouts and connection list start here.
       h1.emit('listening');
-      const h2server = createH2cServer({ settings: h2Settings }, onH2Request);
+      const h2server = createH2cServer({ settings: h2Settings, maxHeaderListPairs }, onH2Request);
       this.h2c = h2server;
       this.h1 = h1;
-      this.server = createNetServer({ noDelay: true }, (socket) => sniffPreface(socket, h1, h2server));
+      this.server = createNetServer({ noDelay: true }, (socket) => sniffPreface(socket, h1, h2server, limits.headersTimeout));
       this.http2 = true;
     } else {
       this.h1 = createHttpServer(h1Options, on.request) as H1Server;
@@ -101,10 +108,20 @@ export class Listener {
       this.http2 = false;
     }
     if (limits.maxConnections) this.server.maxConnections = limits.maxConnections;
+    // node keeps only the first maxHeadersCount fields in req.headers (all of them stay in rawHeaders, which the
+    // handler counts against maxHeaderCount): never fewer than a request the gateway accepts may carry.
+    (this.h1 as { maxHeadersCount: number }).maxHeadersCount = Math.max(limits.maxHeaderCount, 2000);
     this.h1.on('upgrade', on.upgrade);
+    this.h1.on('connect', on.connect);
+    // Expect: 100-continue is answered when the body is first read (after routing, auth, limits and the size
+    // check), never up front: node's default would invite a client to send a body the gateway then refuses.
+    const h1Request = (this.h1 === this.server && this.http2 ? onH2Request : on.request) as (req: IncomingMessage, res: ServerResponse) => void;
+    this.h1.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => { continueOnRead(req, res); h1Request(req, res); });
+    this.h2c?.on('checkContinue', (req: Http2ServerRequest, res: Http2ServerResponse) => { continueOnRead(req, res); onH2Request(req, res); });
     this.h1.on('clientError', on.clientError);
     this.server.on('connection', on.connection);
     const h2server = this.h2c ?? (this.http2 ? this.server as Http2SecureServer : null);
+    if (this.h2c !== null) this.h2c.on('connect', on.connect); // (the TLS server is this.h1: it has the listener)
     h2server?.on('session', (session: ServerHttp2Session) => {
       this.sessions.add(session);
       session.once('close', () => this.sessions.delete(session));
@@ -168,19 +185,74 @@ export class Listener {
  * HEAD excepted);
  * `res.req`, which node's Http2ServerResponse lacks. Pseudo-headers are skipped when headers are forwarded.
  */
-export function adaptHttp2Request(handle: (req: IncomingMessage, res: ServerResponse) => void): (req: Http2ServerRequest, res: Http2ServerResponse) => void {
+export function adaptHttp2Request(handle: (req: IncomingMessage, res: ServerResponse) => void, requestTimeout = 0): (req: Http2ServerRequest, res: Http2ServerResponse) => void {
   return function onRequest(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void {
-    if (req.httpVersionMajor === 2) {
+    // "HTTP/2.0" in an HTTP/1.1 request line also reads as major 2; only a stream is HTTP/2
+    if (req.httpVersionMajor === 2 && 'stream' in req) {
       const r = req as Http2ServerRequest;
       const h = r.headers;
       if (h.host === undefined && h[':authority'] !== undefined) h.host = h[':authority'];
       // GET/HEAD: some clients leave the stream open after HEADERS and end it with an empty DATA frame; that is no body.
       if (h['content-length'] === undefined && !r.stream.endAfterHeaders && r.method !== 'GET' && r.method !== 'HEAD') h['transfer-encoding'] = 'chunked';
       (res as { req?: unknown }).req = req;
+      if (!r.stream.endAfterHeaders && r.method !== 'GET' && r.method !== 'HEAD') {
+        deferEnd(r);
+        if (requestTimeout > 0) limitBodyTime(r, requestTimeout);
+      }
     }
     handle(req as IncomingMessage, res as ServerResponse);
   };
 }
+
+/**
+ * A stream the client resets (RST_STREAM, or nghttp2's own reset for DATA beyond content-length) ends node's compat
+ * request exactly like an END_STREAM: 'end' first, the reset code only later. The upstream would then get a
+ * truncated body as if it were whole. So the end of the body waits until the reset that caused it would have been
+ * processed, and becomes an error if the stream was reset.
+ */
+function deferEnd(r: Http2ServerRequest): void {
+  const stream = r.stream;
+  const push = r.push;
+  r.push = function (chunk: unknown, encoding?: BufferEncoding): boolean {
+    if (chunk !== null) return push.call(r, chunk, encoding);
+    // No more reads meanwhile: node's compat request asserts it is not read once its stream has closed.
+    r._read = noRead;
+    // node delivers the reset code to JS one event-loop turn after the end of data (measured on node 20): wait two.
+    setImmediate(() => setImmediate(() => {
+      const code = stream.rstCode;
+      if (code !== undefined && code !== h2.NGHTTP2_NO_ERROR) r.destroy(Object.assign(new Error('HTTP/2 stream reset by the client'), { code: 'ECONNRESET' }));
+      else push.call(r, null);
+    }));
+    return false;
+  };
+}
+
+/** Sends 100 Continue the first time the request body is read, unless an answer has started by then. */
+function continueOnRead(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void {
+  const r = req as { _read(n: number): void };
+  const read = r._read;
+  r._read = function (this: unknown, n: number): void {
+    r._read = read;
+    if (!res.headersSent && !res.writableEnded) res.writeContinue();
+    read.call(this, n);
+  };
+}
+
+/**
+ * `server.limits.requestTimeout` for an HTTP/2 request body (node applies it to HTTP/1.1 only): a stream whose body
+ * has not ended in time is cancelled (RST_STREAM CANCEL), which aborts the upstream request through deferEnd.
+ * A slow-body client (RUDY) on HTTP/2 is otherwise held only by the session's idle timeout, which a trickle resets.
+ */
+function limitBodyTime(r: Http2ServerRequest, ms: number): void {
+  const stream = r.stream;
+  const timer = setTimeout(() => { if (!stream.destroyed) stream.close(h2.NGHTTP2_CANCEL); }, ms);
+  timer.unref();
+  const clear = () => clearTimeout(timer);
+  r.once('end', clear);
+  stream.once('close', clear);
+}
+
+function noRead(): void { /* the end is on its way */ }
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
 
@@ -188,13 +260,18 @@ const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
  * h2c beside HTTP/1.1 on one port: reads until the first bytes tell an HTTP/2 preface from an HTTP/1.1 request
  * line (at most 16 bytes; a method never starts with "PRI "), puts them back, and hands the socket over.
  */
-function sniffPreface(socket: Socket, h1: HttpServer, h2server: Http2Server): void {
+function sniffPreface(socket: Socket, h1: HttpServer, h2server: Http2Server, headersTimeout: number): void {
   let seen: Buffer = Buffer.alloc(0);
+  // Until the first bytes decide, neither server's timeouts apply: a connection that sends nothing (or a few bytes
+  // of a preface) would otherwise be held open for ever.
+  const timer = setTimeout(() => socket.destroy(), headersTimeout);
+  timer.unref();
   const onData = (chunk: Buffer) => {
     seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
     const n = Math.min(seen.length, PREFACE.length);
     const isH2 = seen.subarray(0, n).equals(PREFACE.subarray(0, n));
     if (isH2 && n < PREFACE.length) return; // not decided yet
+    clearTimeout(timer);
     socket.off('data', onData);
     socket.off('error', onError);
     socket.pause();
@@ -207,7 +284,8 @@ function sniffPreface(socket: Socket, h1: HttpServer, h2server: Http2Server): vo
       socket.resume();
     }
   };
-  const onError = () => socket.destroy();
+  const onError = () => { clearTimeout(timer); socket.destroy(); };
+  socket.once('close', () => clearTimeout(timer));
   socket.on('data', onData);
   socket.on('error', onError);
 }

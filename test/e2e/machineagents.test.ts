@@ -311,7 +311,7 @@ test('claim binding (seed 001): a user_id that is not the token\'s subject is re
   assert.deepEqual(Object.keys(hb), Object.keys(hzb));
 });
 
-test('captcha on /v2/login1 and /v2/verify-login-otp: no token or a bad one is 403 and never reaches auth; the plain login needs none', async () => {
+test('captcha on /v2/login1 and /v2/verify-login-otp: no token (400) or a bad one (403) never reaches auth; the plain login needs none', async () => {
   const auth = ex.stub('auth');
   for (const path of ['/v2/login1', '/v2/verify-login-otp']) {
     const seen = auth.seen.length;
@@ -319,8 +319,8 @@ test('captcha on /v2/login1 and /v2/verify-login-otp: no token or a bad one is 4
       const f: Record<string, string> = { email: 'user@example.com', password: 'hunter2' };
       if (recaptcha_token) f.recaptcha_token = recaptcha_token;
       const r = await request(`${ex.g.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(f).toString() });
-      assert.equal(r.statusCode, 403, `${path} with ${recaptcha_token ?? 'no token'}`);
-      assert.equal(((await r.body.json()) as { code: string }).code, 'captcha_failed');
+      assert.equal(r.statusCode, recaptcha_token ? 403 : 400, `${path} with ${recaptcha_token ?? 'no token'}`);
+      assert.equal(((await r.body.json()) as { code: string }).code, recaptcha_token ? 'captcha_failed' : 'captcha_required');
     }
     assert.equal(auth.seen.length, seen, `${path}: the auth service saw nothing`);
     const good = new URLSearchParams({ email: 'user@example.com', otp: '123456', recaptcha_token: 'good-token' }).toString();
