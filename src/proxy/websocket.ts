@@ -8,6 +8,7 @@ import { normalizePath, splitTarget } from '../routing/normalize.ts';
 import { conditionsHold } from '../routing/table.ts';
 import { nextTraceparent, requestIdFrom } from '../observability/trace.ts';
 import { peerAddress } from '../server/client-ip.ts';
+import { checkRequestHead, type HeadLimits } from '../server/request-head.ts';
 import { upstreamRequestHeaders, clientResponseHeaders } from './headers.ts';
 import { upstreamError } from './errors.ts';
 import { hasDuplicateCredentials, DUPLICATE_CREDENTIALS, finishExchange, type RequestPath, type RequestPathSource } from '../server/handler.ts';
@@ -19,7 +20,7 @@ import { failover } from '../upstreams/failover.ts';
  * then the upgrade goes to a target through its pool and the two sockets are piped both ways.
  * Frames (close frames included) pass through untouched.
  */
-export function createUpgradeHandler(source: RequestPathSource, tunnels: Set<Duplex>) {
+export function createUpgradeHandler(source: RequestPathSource, tunnels: Set<Duplex>, headLimits: HeadLimits) {
   return function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     // The tunnel stays on the generation it started on, however many reloads happen while it is open.
     const rt = source.current;
@@ -43,6 +44,8 @@ export function createUpgradeHandler(source: RequestPathSource, tunnels: Set<Dup
     // A tunnel opened now would only be cut when the drain's grace ends: the client reconnects elsewhere instead.
     if (rt.isDraining()) return fail(new GatewayError('draining', 'The gateway is shutting down; reconnect shortly.', { headers: { 'retry-after': '1' } }));
     if (hasDuplicateCredentials(req.rawHeaders)) return fail(DUPLICATE_CREDENTIALS);
+    const headProblem = checkRequestHead(req, headLimits);
+    if (headProblem !== null) return fail(headProblem);
     const { path: rawPath, query } = splitTarget(req.url ?? '');
     const path = normalizePath(rawPath);
     if (path === null) return fail(new GatewayError('bad_path', 'The request path is malformed.'));

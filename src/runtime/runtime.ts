@@ -134,9 +134,11 @@ export class Runtime implements RequestPathSource, GenerationHost {
       if (e instanceof TlsFileError) throw new ConfigError([{ path: formatPath(e.path), message: e.message }]);
       throw e;
     }
+    // One set of request-head checks for requests and WebSocket handshakes (src/server/request-head.ts).
+    const headLimits = { maxHeaderCount: config.server.limits.maxHeaderCount };
     this.listener = new Listener(config.server, this.certificates, {
-      request: createRequestHandler(this, { maxHeaderCount: config.server.limits.maxHeaderCount }),
-      upgrade: createUpgradeHandler(this, this.tunnels),
+      request: createRequestHandler(this, headLimits),
+      upgrade: createUpgradeHandler(this, this.tunnels, headLimits),
       clientError: (err, socket) => this.onClientError(err, socket),
       connect: (req, socketOrRes) => this.onConnect(req, socketOrRes),
       connection: (s: Socket) => {

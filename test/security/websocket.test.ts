@@ -112,3 +112,13 @@ test('a genuine 101 (the accept matches the key) still tunnels', async () => {
   ws.close();
   assert.match(got, /ping/);
 });
+
+test('the request-head checks apply to handshakes too: too many header fields (431), userinfo in Host (400)', async () => {
+  const before = upgradesSeen;
+  const many = Array.from({ length: 150 }, (_, i) => `X-Pad-${i}: ${i}\r\n`).join('');
+  const r1 = parseResponse(await rawExchange(port(), handshake(`Sec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n${many}`)));
+  assert.equal(r1.status, 431);
+  const r2 = parseResponse(await rawExchange(port(), `GET /ws/echo HTTP/1.1\r\nHost: gw@evil.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`));
+  assert.equal(r2.status, 400);
+  assert.equal(upgradesSeen, before);
+});
