@@ -2,7 +2,7 @@
 // browser). Skips, saying why, only where chromium is missing (.ci/run installs it).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, copyFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { startDemoServer, type DemoServer } from '../../src/demo/services.ts';
 import { DASHBOARD_CSP } from '../../src/admin/dashboard.ts';
@@ -184,8 +184,6 @@ routes:
   await eventually(async () => (await upstreamsOf(g))[0].targets.map((x) => x.weight).join() === '5,95', 3000);
 
   await w.page.screenshot({ path: `${ARTIFACTS}/dashboard.png`, fullPage: true });
-  if (process.env.GATEHOUSE_UPDATE_SCREENSHOT === '1') copyFileSync(`${ARTIFACTS}/dashboard.png`, 'docs/img/dashboard.png');
-  // Chromium logs the killed target's refused health checks nowhere: the page itself logged nothing.
   assert.deepEqual(w.errors, [], 'no console errors');
   assert.deepEqual(w.violations, [], 'no CSP violations');
   t.diagnostic(`target down shown after ${seenAfterMs} ms`);
