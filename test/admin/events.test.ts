@@ -14,6 +14,7 @@ async function subscribe(url: string, headers: Record<string, string> = {}) {
   const r = await request(url, { headers, signal: ac.signal });
   const snapshots: Array<Record<string, any>> = []; // eslint-disable-line @typescript-eslint/no-explicit-any
   const raw: string[] = [];
+  const arrivals: number[] = [];
   let buf = '';
   const done = (async () => {
     try {
@@ -24,12 +25,12 @@ async function subscribe(url: string, headers: Record<string, string> = {}) {
           const block = buf.slice(0, i);
           buf = buf.slice(i + 2);
           const data = /^data: (.*)$/m.exec(block);
-          if (/^event: snapshot$/m.test(block) && data) { raw.push(data[1]); snapshots.push(JSON.parse(data[1])); }
+          if (/^event: snapshot$/m.test(block) && data) { raw.push(data[1]); arrivals.push(Date.now()); snapshots.push(JSON.parse(data[1])); }
         }
       }
     } catch { /* aborted */ }
   })();
-  return { status: r.statusCode, headers: r.headers, snapshots, raw, close: async () => { ac.abort(); await done; } };
+  return { status: r.statusCode, headers: r.headers, snapshots, raw, arrivals, close: async () => { ac.abort(); await done; } };
 }
 
 test('GET /admin/events: one snapshot a second, the same bytes for every subscriber, one at once after an admin change; the token guards it', async (t) => {
@@ -72,11 +73,18 @@ routes:
     return chat?.window.requests === 10 && chat.p99Ms > 0 && chat.rps > 0 && none?.window.status4xx === 1;
   }, 5000);
 
-  // An admin change is pushed at once, not at the next tick.
-  const before = a.snapshots.length;
-  const w = await call(`${g.adminUrl}/admin/upstreams/chat/weights`, { method: 'POST', headers: auth, body: JSON.stringify({ weights: [0, 100] }) });
-  assert.equal(w.status, 200);
-  await eventually(() => a.snapshots.slice(before).some((x) => x.upstreams[0].targets[1].weight === 100), 3000);
+  // An admin change is pushed at once, not at the next tick: three changes in quick succession bring three
+  // snapshots (each with its weights), where the once-a-second tick alone would bring at most one or two.
+  const start = Date.now();
+  for (const weights of [[0, 100], [50, 50], [10, 90]]) {
+    const seen = a.snapshots.length;
+    const w = await call(`${g.adminUrl}/admin/upstreams/chat/weights`, { method: 'POST', headers: auth, body: JSON.stringify({ weights }) });
+    assert.equal(w.status, 200);
+    await eventually(() => a.snapshots.slice(seen).some((x) => x.upstreams[0].targets[1].weight === weights[1]), 3000);
+  }
+  const elapsed = Date.now() - start;
+  const during = a.arrivals.filter((x) => x >= start).length;
+  assert.ok(during >= 3 && during > Math.floor(elapsed / 1000) + 1, `${during} snapshots in ${elapsed} ms`);
   assert.ok(!a.raw.join('').includes('events-h15a-token'), 'the token is in no snapshot');
 });
 
