@@ -185,7 +185,7 @@ function renderRows(table, items, cells, rowClass) {
 }
 
 function spark(/** @type {number[]} */ points) {
-  const c = /** @type {HTMLCanvasElement} */ (h('canvas', { class: 'spark', width: '240', height: '48', 'aria-hidden': 'true' }));
+  const c = /** @type {HTMLCanvasElement} */ (h('canvas', { class: 'spark', width: '320', height: '48', 'aria-hidden': 'true' }));
   const ctx = c.getContext('2d');
   if (!ctx || points.length < 2) return c;
   const max = Math.max(...points, 1e-9);
@@ -193,7 +193,7 @@ function spark(/** @type {number[]} */ points) {
   ctx.lineWidth = 2;
   ctx.beginPath();
   points.forEach((p, i) => {
-    const x = (i / (HISTORY - 1)) * c.width;
+    const x = ((HISTORY - points.length + i) / (HISTORY - 1)) * c.width; // newest on the right
     const y = c.height - 2 - (p / max) * (c.height - 4);
     if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
   });
