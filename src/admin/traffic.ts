@@ -47,9 +47,12 @@ export class TrafficWindow {
     const cur: Sample = { at: now, routes: await this.read() };
     // Sampling pauses while nobody watches: differences against a stale sample would not be "the last window".
     if (this.samples.length > 0 && now - this.samples[this.samples.length - 1].at > 2 * this.windowMs) this.samples.length = 0;
-    this.samples.push(cur);
+    // Snapshots also follow admin changes, which can come fast: keep at most two samples a second, so memory
+    // stays bounded by the window whatever the rate of changes.
+    const last = this.samples[this.samples.length - 1];
+    if (last === undefined || now - last.at >= 500) this.samples.push(cur);
     while (this.samples.length > 2 && now - this.samples[1].at >= this.windowMs) this.samples.shift();
-    const base = this.samples[0] === cur ? null : this.samples[0];
+    const base = this.samples[0] === cur || this.samples[0].at === now ? null : this.samples[0];
     const seconds = base === null ? 0 : (now - base.at) / 1000;
     const out: RouteTraffic[] = [];
     for (const [route, c] of cur.routes) {

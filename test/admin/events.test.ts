@@ -4,7 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'undici';
 import { startDemoServer } from '../../src/demo/services.ts';
-import { quantile } from '../../src/admin/traffic.ts';
+import { quantile, TrafficWindow } from '../../src/admin/traffic.ts';
+import { Metrics } from '../../src/observability/metrics.ts';
 import { DASHBOARD_CSP } from '../../src/admin/dashboard.ts';
 import { startGateway, call, eventually } from '../helpers.ts';
 
@@ -153,4 +154,26 @@ test('quantile: linear inside the bucket that holds the rank, the last finite bo
   assert.ok(Math.abs(quantile(0.99, bounds, [0, 90, 100, 100]) - 0.91) < 1e-9);
   assert.equal(quantile(0.99, bounds, [0, 0, 0, 5]), 1);
   assert.ok(Number.isNaN(quantile(0.5, bounds, [0, 0, 0, 0])));
+});
+
+test('TrafficWindow: rate, percentiles and 4xx over the window from cumulative metrics; memory bounded however often it samples', async () => {
+  const m = new Metrics({ defaultMetrics: false });
+  const w = new TrafficWindow(m.registry, 10_000);
+  m.observeRequest('chat', 'GET', 200, 0.02);
+  const first = await w.sample(0);
+  assert.equal(first[0].window.requests, 0, 'the first sample has nothing to compare with');
+  assert.equal(first[0].total.requests, 1);
+  for (let i = 0; i < 9; i++) m.observeRequest('chat', 'GET', 200, 0.02);
+  m.observeRequest('chat', 'GET', 404, 0.002);
+  const [r] = await w.sample(2000);
+  assert.deepEqual([r.route, r.window.requests, r.window.status4xx, r.rps], ['chat', 10, 1, 5]);
+  assert.ok(r.p50Ms! > 10 && r.p50Ms! <= 25, `p50 ${r.p50Ms} in the 10-25 ms bucket`);
+  assert.ok(r.p99Ms! > 10 && r.p99Ms! <= 25, `p99 ${r.p99Ms}`);
+  // An admin-change storm: a snapshot every 2 ms for 20 s keeps at most ~2 samples a second of window.
+  for (let t = 2002; t < 22_000; t += 2) await w.sample(t);
+  const kept = (w as unknown as { samples: unknown[] }).samples.length;
+  assert.ok(kept <= 22, `${kept} samples kept`);
+  const [late] = await w.sample(22_000);
+  assert.equal(late.window.requests, 0, 'nothing in the last 10 s');
+  assert.equal(late.total.requests, 11);
 });
