@@ -30,6 +30,7 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY bin ./bin
 # src/ stays beside dist/: bin/gatehouse.mjs runs dist/ when its build stamp is newer than every source file.
+# The admin dashboard's page and assets (src/admin/dashboard/) come with both: the build copies non-TS files.
 COPY src ./src
 COPY --from=build /app/dist ./dist
 COPY deploy/compose/gatehouse.yaml /etc/gatehouse/gatehouse.yaml

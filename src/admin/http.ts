@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { EventEmitter } from 'node:events';
 import { GatewayError, sendProblem, type ErrorCode } from '../errors.ts';
 import { requestIdFrom } from '../observability/trace.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -24,6 +25,8 @@ export interface AdminHost {
   readonly settings: Config;
   readonly builtins: Map<string, (req: IncomingMessage, res: ServerResponse) => void>;
   readonly lastReload: ReloadResult | null;
+  /** The runtime's lifecycle events ('generation', 'reload'): the dashboard's stream sends a snapshot on each. */
+  readonly events: EventEmitter;
   reloadEverywhere(): Promise<ReloadResult>;
 }
 
