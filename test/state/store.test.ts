@@ -140,16 +140,17 @@ function contract(name: string, make: () => Store) {
       await await_(store.release(k, held[0]));
       assert.equal((await await_(store.acquire(k, 3, 'again', 60_000))).ok, true);
       assert.equal((await await_(store.acquire(k, 3, 'more', 60_000))).ok, false);
-      // short leases: one renewed, one not
+      // short leases: one renewed, one not. Renewals come 500 ms apart against a 2 s TTL, so a loaded machine
+      // (timers late by over a second) cannot let the renewed one lapse; the unrenewed one is gone after 2.5 s.
       const e = 'cc:' + uniq();
-      assert.equal((await await_(store.acquire(e, 2, 'kept', 300))).ok, true);
-      assert.equal((await await_(store.acquire(e, 2, 'dies', 300))).ok, true);
-      assert.equal((await await_(store.acquire(e, 2, 'x', 300))).ok, false);
-      for (let i = 0; i < 4; i++) { await new Promise((r) => setTimeout(r, 120)); await await_(store.renew([[e, 'kept']], 300)); }
-      const r = await await_(store.acquire(e, 2, 'x', 300));
+      assert.equal((await await_(store.acquire(e, 2, 'kept', 2000))).ok, true);
+      assert.equal((await await_(store.acquire(e, 2, 'dies', 2000))).ok, true);
+      assert.equal((await await_(store.acquire(e, 2, 'x', 2000))).ok, false);
+      for (let i = 0; i < 5; i++) { await new Promise((r) => setTimeout(r, 500)); await await_(store.renew([[e, 'kept']], 2000)); }
+      const r = await await_(store.acquire(e, 2, 'x', 2000));
       assert.deepEqual(r, { ok: true, inFlight: 2 }, 'the unrenewed lease expired, the renewed one is still held');
-      await await_(store.renew([[e, 'dies']], 300));
-      assert.equal((await await_(store.acquire(e, 2, 'y', 300))).ok, false, 'renewing an expired lease does not revive it');
+      await await_(store.renew([[e, 'dies']], 2000));
+      assert.equal((await await_(store.acquire(e, 2, 'y', 2000))).ok, false, 'renewing an expired lease does not revive it');
     });
 
     test('cooling: a cooldown is never shortened and runs out', async () => {
