@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_STRIP_HEADERS } from '../proxy/strip-headers.ts';
 import { obj, size, positiveInt, duration, listenAddress } from './zod-helpers.ts';
 import { timeoutSchema, upstreamSchema, type Timeouts, type UpstreamConfig } from '../upstreams/schema.ts';
 import { authModeSchema, authSectionSchema, consumerSchema, type AuthMode } from '../auth/schema.ts';
@@ -92,6 +93,9 @@ export const configSchema = obj({
     listen: listenAddress.prefault('0.0.0.0:8000'),
     environment: environment.prefault('development'),
     trustedProxies: z.array(z.string()).prefault([]),
+    stripHeaders: z.array(z.string().regex(/^[!#$%&'+.^_`|~0-9A-Za-z-]+\*?$/, 'a header name, or a prefix ending in "*" (x-internal-*)'))
+      .prefault([...DEFAULT_STRIP_HEADERS])
+      .describe('Inbound request headers removed before any upstream sees them: names and "prefix-*" patterns, compared ignoring case and treating "_" and "." as "-". Setting it replaces the default list; the identity headers the gateway sets are always removed.'),
     limits: obj({
       maxBodySize: size.prefault('10mb'),
       maxHeaderSize: size.prefault('16kb'),
