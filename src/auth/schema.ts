@@ -7,6 +7,9 @@ import { obj, duration } from '../config/zod-helpers.ts';
  * the composed config schema imports it.
  */
 
+/** Query parameters that commonly carry credentials (stripped on authenticated routes unless `auth.apiKeys.stripQuery` says otherwise). */
+export const CREDENTIAL_QUERY_PARAMS: readonly string[] = ['api_key', 'apikey', 'key', 'access_token', 'token'];
+
 export const authModeSchema = z.enum(['public', 'jwt', 'apikey', 'any', 'forward']);
 export type AuthMode = z.output<typeof authModeSchema>;
 
@@ -34,7 +37,14 @@ export type JwtProviderConfig = z.output<typeof jwtProviderSchema>;
 
 export const authSectionSchema = obj({
   jwt: z.array(jwtProviderSchema).prefault([]),
-  apiKeys: obj({ header: z.string().prefault('x-api-key'), hideCredentials: z.boolean().prefault(true) }).prefault({}),
+  apiKeys: obj({
+    header: z.string().prefault('x-api-key'),
+    hideCredentials: z.boolean().prefault(true),
+    query: z.string().regex(/^[A-Za-z0-9._~-]+$/, 'a query parameter name').optional()
+      .describe('Query parameter an API key may also be sent in (for clients that cannot set headers). Always removed from the query sent upstream; never logged. Off unless set.'),
+    stripQuery: z.array(z.string().regex(/^[A-Za-z0-9._~-]+$/, 'a query parameter name')).prefault([...CREDENTIAL_QUERY_PARAMS])
+      .describe('Query parameters removed before forwarding on every authenticated route, because clients put credentials there; one that disagrees with the credential in the headers is a 401. Setting it replaces the default list.'),
+  }).prefault({}),
   /** Verified JWTs kept so a token's signature is checked once, not per request (see docs/authentication.md). */
   tokenCache: obj({ ttl: duration.prefault('30s'), maxEntries: z.number().int().min(0).prefault(10000) }).prefault({}),
 });
