@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { obj, duration } from '../config/zod-helpers.ts';
+import { failureLimitSchema } from '../policies/auth-failures.ts';
 
 /**
  * The identity sections: `auth:` (JWT providers, API-key settings, the verified-token cache), `consumers:`,
@@ -45,6 +46,7 @@ export const authSectionSchema = obj({
     stripQuery: z.array(z.string().regex(/^[A-Za-z0-9._~-]+$/, 'a query parameter name')).prefault([...CREDENTIAL_QUERY_PARAMS])
       .describe('Query parameters removed before forwarding on every authenticated route, because clients put credentials there; one that disagrees with the credential in the headers is a 401. Setting it replaces the default list.'),
   }).prefault({}),
+  failureLimit: failureLimitSchema,
   /** Verified JWTs kept so a token's signature is checked once, not per request (see docs/authentication.md). */
   tokenCache: obj({ ttl: duration.prefault('30s'), maxEntries: z.number().int().min(0).prefault(10000) }).prefault({}),
 });

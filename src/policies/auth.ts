@@ -12,6 +12,7 @@ import { identityHeaderNames } from '../auth/identity-headers.ts';
 import { compileAuthorize } from '../auth/authorize.ts';
 import { bearerToken, looksLikeJwt, takeQueryToken } from '../auth/credentials.ts';
 import { forbidden, invalidToken, missingCredentials } from '../auth/challenge.ts';
+import { AuthFailureLimiter, DEFAULT_FAILURE_LIMIT } from './auth-failures.ts';
 
 /** `auth: public | jwt | apikey | any` and `authorize:` on a route (the `auth:` and `consumers:` sections are src/auth/schema.ts). */
 export const authRouteKeys = { auth: authModeSchema.optional(), authorize: authorizeSchema.optional() };
@@ -41,6 +42,8 @@ interface AuthShared {
   keyQuery: string | undefined;
   /** `auth.apiKeys.stripQuery`: credential-looking parameters removed on every authenticated route. */
   stripQuery: readonly string[];
+  /** `auth.failureLimit` (default on in production); null when off. */
+  failures: AuthFailureLimiter | null;
 }
 
 function shared(config: Needs, env: CompileEnv): AuthShared {
@@ -57,7 +60,10 @@ function shared(config: Needs, env: CompileEnv): AuthShared {
     queryParams: config.auth.jwt.flatMap((p) => (p.queryParam !== undefined ? [p.queryParam] : [])),
     keyQuery: config.auth.apiKeys.query,
     stripQuery: config.auth.apiKeys.stripQuery,
+    failures: null,
   };
+  const fl = config.auth.failureLimit ?? (config.server.environment === 'production' ? DEFAULT_FAILURE_LIMIT : false);
+  if (fl !== false) sh.failures = new AuthFailureLimiter(env.store, fl, env.storeWarn);
   env.shared.set('auth', sh);
   return sh;
 }
@@ -163,7 +169,7 @@ export const authPolicy: Policy<Needs, Route> = {
       }
       throw need;
     };
-    return step;
+    return sh.failures !== null ? sh.failures.guard(step) : step;
   },
 };
 
