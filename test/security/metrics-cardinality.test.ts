@@ -64,8 +64,9 @@ test('CWE-770: unusual but valid HTTP methods (RFC 9110 §9) do not mint a serie
   for (const m of methods) await rawRequest(g.port, [`${m} /v1/users/1 HTTP/1.1`, 'Host: gw'].join('\r\n'));
   const made = [...await series()].filter((s) => s.startsWith('gatehouse_requests_total'));
   const methodsSeen = new Set(made.map((s) => /method="([^"]*)"/.exec(s)?.[1]).filter(Boolean));
-  // Whatever llhttp accepts is a closed list (~34); a made-up method is refused before the gateway sees it.
-  assert.ok(methodsSeen.size >= 5 && methodsSeen.size <= 40, `${methodsSeen.size} method labels`);
+  // The standard methods are labels; every other method llhttp accepts (a closed list) is one "OTHER".
+  assert.ok(methodsSeen.has('OTHER'), [...methodsSeen].join(','));
+  for (const m of methodsSeen) assert.ok(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'OTHER'].includes(m!), `method label ${m}`);
   const r = await rawRequest(g.port, ['FOOBAR123 /v1/users/1 HTTP/1.1', 'Host: gw'].join('\r\n')).catch(() => null);
   assert.ok(r === null || r.status === 400);
   assert.ok(![...await series()].some((s) => s.includes('FOOBAR123')));
