@@ -37,7 +37,8 @@ export function upstreamRequestHeaders(h: IncomingHttpHeaders, f: ForwardedFacts
   for (const k in h) {
     // HTTP/2 pseudo-headers (`:method`, `:path`, `:authority`, `:scheme`) are the request line, not headers.
     if (k.charCodeAt(0) === 58) continue;
-    const n = foldHeaderName(k);
+    // Inbound names are already lowercase (node:http, HTTP/2): only `_` and `.` can need folding.
+    const n = k.indexOf('_') === -1 && k.indexOf('.') === -1 ? k : foldHeaderName(k);
     if ((REQUEST_DROP.has(n) && !(upgrade && UPGRADE_KEEP.has(k))) || strip.has(n) || (listed !== null && listed.has(k))) continue;
     if (!f.peerTrusted && n.length > 12 && n.startsWith(X_FORWARDED)) continue;
     const v = h[k];
