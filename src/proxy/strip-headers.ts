@@ -41,14 +41,23 @@ export function compileHeaderFilter(identity: Iterable<string>, patterns: readon
     else exact.add(foldHeaderName(p));
   }
   if (prefixes.length === 0) return exact;
-  // Most names share no first letter with any prefix: one char compare before any startsWith.
-  const first = new Set(prefixes.map((p) => p.charCodeAt(0)));
+  const strips = (n: string): boolean => {
+    if (exact.has(n)) return true;
+    for (const p of prefixes) if (n.startsWith(p)) return true;
+    return false;
+  };
+  // Header names repeat from request to request: one Map lookup per header once a name has been seen. Bounded, so
+  // random names cost a prefix scan each, not memory.
+  const memo = new Map<string, boolean>();
   return {
     has(n: string): boolean {
-      if (exact.has(n)) return true;
-      if (!first.has(n.charCodeAt(0))) return false;
-      for (const p of prefixes) if (n.startsWith(p)) return true;
-      return false;
+      const m = memo.get(n);
+      if (m !== undefined) return m;
+      const r = strips(n);
+      if (memo.size < MEMO_MAX) memo.set(n, r);
+      return r;
     },
   };
 }
+
+const MEMO_MAX = 4096;
