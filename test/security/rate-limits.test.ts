@@ -113,3 +113,16 @@ test('429 carries Retry-After and the IETF RateLimit fields; no key or address i
   assert.match(r.headers['ratelimit-policy'] ?? '', /q=3;w=60/);
   assert.ok(!r.text.includes('127.0.0.1'));
 });
+
+test('issue 11 #7: forged and expired JWTs count as failures too (verification that waits is counted like one that does not)', async (t) => {
+  const { SECRET, secretBytes, sign } = await import('../auth/support.ts');
+  const g = await startGateway(yaml(up.url, `failureLimit: { limit: 2, window: 1m }, jwt: [ { name: hs, issuer: https://hs.example, secret: "${SECRET}", algorithms: [HS256] } ]`).replace('auth: apikey', 'auth: any'));
+  t.after(() => g.close());
+  const forged = await sign(secretBytes(SECRET + 'x'), { alg: 'HS256', iss: 'https://hs.example' });
+  const expired = await sign(secretBytes(), { alg: 'HS256', iss: 'https://hs.example', exp: -600 });
+  const good = await sign(secretBytes(), { alg: 'HS256', iss: 'https://hs.example' });
+  assert.equal((await call(g, '/keyed', { authorization: `Bearer ${forged}` })).status, 401);
+  assert.equal((await call(g, '/keyed', { authorization: `Bearer ${expired}` })).status, 401);
+  assert.equal((await call(g, '/keyed', { authorization: `Bearer ${forged}` })).status, 429);
+  assert.equal((await call(g, '/keyed', { authorization: `Bearer ${good}` })).status, 429);
+});
