@@ -13,11 +13,13 @@ import { compileAuthorize } from '../auth/authorize.ts';
 import { bearerToken, looksLikeJwt, takeQueryToken } from '../auth/credentials.ts';
 import { forbidden, invalidToken, missingCredentials } from '../auth/challenge.ts';
 import { AuthFailureLimiter, DEFAULT_FAILURE_LIMIT } from './auth-failures.ts';
+import { compileHeaderFilter, foldHeaderName } from '../proxy/strip-headers.ts';
 
 /** `auth: public | jwt | apikey | any` and `authorize:` on a route (the `auth:` and `consumers:` sections are src/auth/schema.ts). */
 export const authRouteKeys = { auth: authModeSchema.optional(), authorize: authorizeSchema.optional() };
 
 interface Needs extends AuthSections {
+  server: { environment: string; stripHeaders: readonly string[] };
   /** Whether consumers can be created at run time (the admin API, or another replica sharing Redis). */
   state: { store: string };
   admin: { enabled: boolean };
@@ -184,6 +186,9 @@ function mentions(query: string, names: readonly string[]): boolean {
 /** The identity sections, then each route's auth mode and `authorize:` against them. */
 function checkAuth(c: Needs, out: Issue[]): void {
   checkAuthSections(c, out);
+  if (!c.auth.apiKeys.hideCredentials && compileHeaderFilter([], c.server.stripHeaders).has(foldHeaderName(c.auth.apiKeys.header))) {
+    out.push({ path: ['auth', 'apiKeys', 'header'], message: `hideCredentials is false, but server.stripHeaders removes ${c.auth.apiKeys.header} before any upstream sees it; pick another header name or take it out of stripHeaders`, warning: true });
+  }
   const plans = Object.keys(c.plans);
   const unknownPlan = (p: string) => {
     const s = suggest(p, plans);

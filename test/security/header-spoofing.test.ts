@@ -137,3 +137,11 @@ test('CVE-2022-24112 (APISIX, X-Real-IP spoofing): a forged X-Real-IP / X-Forwar
   assert.equal(h['x-forwarded-for'], '127.0.0.1');
   assert.equal(h.forwarded, undefined);
 });
+
+test('an API-key header that stripHeaders would remove, with hideCredentials: false, is a load warning naming the key', async () => {
+  const { loadConfigText } = await import('../../src/config/load.ts');
+  const w = loadConfigText(yaml(up.url).replace('consumers:', '  apiKeys: { header: X-Gateway-Key, hideCredentials: false }\nconsumers:'), 't.yaml', { env: {} }).warnings;
+  assert.ok(w.some((x) => x.startsWith('auth.apiKeys.header') && x.includes('stripHeaders')), w.join('\n'));
+  const ok = loadConfigText(yaml(up.url).replace('consumers:', '  apiKeys: { header: X-Service-Key, hideCredentials: false }\nconsumers:'), 't.yaml', { env: {} }).warnings;
+  assert.ok(!ok.some((x) => x.includes('stripHeaders')));
+});
