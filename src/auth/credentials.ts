@@ -21,11 +21,12 @@ export function looksLikeJwt(s: string): boolean {
 
 /**
  * Removes every `name=` parameter listed in `names` from a raw query string, keeping the others byte for byte.
- * Returns the token (the single value found; null when absent), the remaining query (null when nothing is
+ * Returns the token (the single value found; null when absent) and the name it came under, the remaining query (null when nothing is
  * left) and whether the parameter was given more than once (ambiguous: rejected by the caller).
  */
-export function takeQueryToken(query: string, names: readonly string[]): { token: string | null; rest: string | null; repeated: boolean } {
+export function takeQueryToken(query: string, names: readonly string[]): { token: string | null; name: string | null; rest: string | null; repeated: boolean } {
   let token: string | null = null;
+  let found: string | null = null;
   let repeated = false;
   const kept: string[] = [];
   for (const part of query.split('&')) {
@@ -36,11 +37,12 @@ export function takeQueryToken(query: string, names: readonly string[]): { token
       const v = eq < 0 ? '' : safeDecode(part.slice(eq + 1)) ?? '';
       if (token !== null) repeated = true;
       token = v;
+      found = name;
       continue;
     }
     kept.push(part);
   }
-  return { token: token === '' ? null : token, rest: kept.length ? kept.join('&') : null, repeated };
+  return { token: token === '' ? null : token, name: found, rest: kept.length ? kept.join('&') : null, repeated };
 }
 
 function safeDecode(s: string): string | null {

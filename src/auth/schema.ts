@@ -1,5 +1,9 @@
 import { z } from 'zod';
 import { obj, duration } from '../config/zod-helpers.ts';
+import { failureLimitSchema } from '../policies/auth-failures.ts';
+
+/** Query parameters that commonly carry credentials (stripped on authenticated routes unless `auth.apiKeys.stripQuery` says otherwise). */
+export const CREDENTIAL_QUERY_PARAMS: readonly string[] = ['api_key', 'apikey', 'key', 'access_token', 'token'];
 
 /**
  * The identity sections: `auth:` (JWT providers, API-key settings, the verified-token cache), `consumers:`,
@@ -36,7 +40,12 @@ export const authSectionSchema = obj({
   apiKeys: obj({
     header: z.string().prefault('x-api-key').describe('Request header carrying the API key (`Authorization: Bearer` is also read).'),
     hideCredentials: z.boolean().prefault(true).describe('Remove the API key from the request before forwarding it upstream.'),
+    query: z.string().regex(/^[A-Za-z0-9._~-]+$/, 'a query parameter name').optional()
+      .describe('Query parameter an API key may also be sent in (for clients that cannot set headers). Always removed from the query sent upstream; never logged. Off unless set.'),
+    stripQuery: z.array(z.string().regex(/^[A-Za-z0-9._~-]+$/, 'a query parameter name')).prefault([...CREDENTIAL_QUERY_PARAMS])
+      .describe('Query parameters removed before forwarding on every authenticated route, because clients put credentials there; one that disagrees with the credential in the headers is a 401. Setting it replaces the default list.'),
   }).prefault({}).describe('API-key authentication.'),
+  failureLimit: failureLimitSchema,
   tokenCache: obj({
     ttl: duration.prefault('30s').describe('A verified token is trusted again for at most this long (never past its exp); lower it for faster revocation.'),
     maxEntries: z.number().int().min(0).prefault(10000).describe('Tokens kept at most, the oldest dropped first (0 turns the cache off).'),

@@ -24,6 +24,7 @@ import { concurrencyRouteKeys, concurrencyRule } from '../policies/concurrency.t
 import { cacheRouteKeys } from '../policies/response-cache.ts';
 import { promptGuardRouteKeys } from '../policies/prompt-guard.ts';
 import { pricingSchema } from '../metering/pricing.ts';
+import { DEFAULT_STRIP_HEADERS } from '../proxy/strip-headers.ts';
 
 /**
  * The configuration contract (see docs/configuration.md), composed here from the parts that own them: each
@@ -112,7 +113,10 @@ export const configSchema = obj({
   server: obj({
     listen: listenAddress.prefault('0.0.0.0:8000').describe('Address of the main listener: `host:port`, `[::]:port`, or a bare port.'),
     environment: environment.prefault('development').describe('`development` (pretty logs, warnings), `staging`, or `production` (JSON logs, strict secret checks).'),
-    trustedProxies: z.array(z.string()).prefault([]).describe('Addresses or CIDRs (IPv4 and IPv6) whose X-Forwarded-* headers are believed.'),
+    trustedProxies: z.array(z.string()).prefault([]).describe('Addresses or CIDRs (IPv4 and IPv6) whose X-Forwarded-* headers are believed; from anyone else every X-Forwarded-* is dropped (the gateway rebuilds -For, -Proto and -Host).'),
+    stripHeaders: z.array(z.string().regex(/^[!#$%&'+.^_`|~0-9A-Za-z-]+\*?$/, 'a header name, or a prefix ending in "*" (x-internal-*)'))
+      .prefault([...DEFAULT_STRIP_HEADERS])
+      .describe('Inbound request headers removed before any upstream sees them: names and "prefix-*" patterns, compared ignoring case and treating "_" and "." as "-". Setting it replaces the default list; the identity headers the gateway sets are always removed.'),
     limits: obj({
       maxBodySize: size.prefault('10mb').describe('Request body limit (413), by Content-Length and while streaming; routes may override it.'),
       maxHeaderSize: size.prefault('16kb').describe('Larger request headers get 431 (also the HTTP/2 header list limit).'),

@@ -12,6 +12,8 @@ import { identityHeaderNames } from '../auth/identity-headers.ts';
 import { compileAuthorize } from '../auth/authorize.ts';
 import { bearerToken, looksLikeJwt, takeQueryToken } from '../auth/credentials.ts';
 import { forbidden, invalidToken, missingCredentials } from '../auth/challenge.ts';
+import { AuthFailureLimiter, DEFAULT_FAILURE_LIMIT } from './auth-failures.ts';
+import { compileHeaderFilter, foldHeaderName } from '../proxy/strip-headers.ts';
 
 /** `auth: public | jwt | apikey | any` and `authorize:` on a route (the `auth:` and `consumers:` sections are src/auth/schema.ts). */
 export const authRouteKeys = {
@@ -20,6 +22,7 @@ export const authRouteKeys = {
 };
 
 interface Needs extends AuthSections {
+  server: { environment: string; stripHeaders: readonly string[] };
   /** Whether consumers can be created at run time (the admin API, or another replica sharing Redis). */
   state: { store: string };
   admin: { enabled: boolean };
@@ -40,6 +43,12 @@ interface AuthShared {
   hideKey: boolean;
   /** Query parameters a WebSocket handshake may carry a token in (providers' `queryParam`). */
   queryParams: string[];
+  /** `auth.apiKeys.query`: the parameter an API key may be sent in. */
+  keyQuery: string | undefined;
+  /** `auth.apiKeys.stripQuery`: credential-looking parameters removed on every authenticated route. */
+  stripQuery: readonly string[];
+  /** `auth.failureLimit` (default on in production); null when off. */
+  failures: AuthFailureLimiter | null;
 }
 
 function shared(config: Needs, env: CompileEnv): AuthShared {
@@ -54,7 +63,12 @@ function shared(config: Needs, env: CompileEnv): AuthShared {
     apiKeyHeader: config.auth.apiKeys.header.toLowerCase(),
     hideKey: config.auth.apiKeys.hideCredentials,
     queryParams: config.auth.jwt.flatMap((p) => (p.queryParam !== undefined ? [p.queryParam] : [])),
+    keyQuery: config.auth.apiKeys.query,
+    stripQuery: config.auth.apiKeys.stripQuery,
+    failures: null,
   };
+  const fl = config.auth.failureLimit ?? (config.server.environment === 'production' ? DEFAULT_FAILURE_LIMIT : false);
+  if (fl !== false) sh.failures = new AuthFailureLimiter(env.store, fl, env.storeWarn);
   env.shared.set('auth', sh);
   return sh;
 }
@@ -96,10 +110,14 @@ export const authPolicy: Policy<Needs, Route> = {
     const authorize = compileAuthorize(route.authorize);
     const keyHeader = sh.apiKeyHeader;
     const hideKey = sh.hideKey;
-    // Query tokens: accepted on WebSocket handshakes only (a browser cannot set headers there), and
-    // removed from the query sent upstream on every request of a route that takes JWTs.
-    const queryNames = jwt !== null && sh.queryParams.length > 0 ? sh.queryParams : null;
-    const acceptQuery = queryNames !== null && route.websocket;
+    // Credentials in the query: JWTs (providers' queryParam) are accepted on WebSocket handshakes only (a browser
+    // cannot set headers there), API keys under auth.apiKeys.query; those names and the usual credential names
+    // (stripQuery) are removed from the query sent upstream, so no second credential rides beside the one checked.
+    const jwtQuery = jwt !== null ? sh.queryParams : [];
+    const keyQuery = keys !== null ? sh.keyQuery : undefined;
+    const allNames = [...new Set([...jwtQuery, ...(keyQuery !== undefined ? [keyQuery] : []), ...sh.stripQuery])];
+    const queryNames = allNames.length > 0 ? allNames : null;
+    const acceptQuery = jwtQuery.length > 0 && route.websocket;
     const need = missingCredentials(NEED[mode].replace('{header}', keyHeader));
 
     const accept = (ctx: RequestContext, identity: Identity, headers: readonly string[]): void => {
@@ -112,43 +130,55 @@ export const authPolicy: Policy<Needs, Route> = {
       if (v instanceof Promise) return v.then((t: VerifiedToken) => accept(ctx, t.identity, t.headers));
       accept(ctx, v.identity, v.headers);
     };
-    const viaKey = (ctx: RequestContext, key: string, from: string): void => {
+    const viaKey = (ctx: RequestContext, key: string, from: string | null): void => {
       // The file's consumers first, then the runtime's (admin API); both from memory, one digest for both.
       const digest = keyDigest(key);
       const c = keys!.lookupDigest(digest) ?? (runtimeKeys.size > 0 ? runtimeKeys.lookupDigest(digest, plans) : null);
       if (c === null) throw invalidToken('The API key is not recognized.');
       // The key is the gateway's credential; the upstream learns the consumer from X-Consumer-Id instead.
-      if (hideKey) delete ctx.req.headers[from];
+      if (hideKey && from !== null) delete ctx.req.headers[from];
       accept(ctx, c.identity, c.headers);
     };
 
     const step: Step = (ctx) => {
       let queryToken: string | null = null;
+      let queryName: string | null = null;
       if (queryNames !== null && ctx.query !== null && mentions(ctx.query, queryNames)) {
         const q = takeQueryToken(ctx.query, queryNames);
         ctx.query = q.rest;
-        if (q.repeated) throw new GatewayError('bad_request', 'The access token parameter is given more than once.');
-        if (acceptQuery && ctx.req.headers.upgrade !== undefined) queryToken = q.token;
+        if (q.repeated) throw new GatewayError('bad_request', 'A credential parameter is given more than once in the query.');
+        queryToken = q.token;
+        queryName = q.name;
       }
       const h = ctx.req.headers;
       const authz = h.authorization;
+      const key = keys !== null ? h[keyHeader] : undefined;
+      const headerKey = typeof key === 'string' && key !== '' ? key : null;
       if (authz !== undefined) {
         const token = bearerToken(authz);
         if (token === null) throw need;
+        // Two credentials that name different callers: which one the upstream believes is not ours to guess.
+        if ((queryToken !== null && queryToken !== token) || (headerKey !== null && headerKey !== token)) throw DISAGREE;
+        if (headerKey !== null && hideKey) delete h[keyHeader];
         if (jwt !== null && (keys === null || looksLikeJwt(token))) return viaJwt(ctx, token);
         if (keys !== null) return viaKey(ctx, token, 'authorization');
         throw invalidToken('The token is malformed.');
       }
-      if (keys !== null) {
-        const key = h[keyHeader];
-        if (typeof key === 'string' && key !== '') return viaKey(ctx, key, keyHeader);
+      if (headerKey !== null) {
+        if (queryToken !== null && queryToken !== headerKey) throw DISAGREE;
+        return viaKey(ctx, headerKey, keyHeader);
       }
-      if (queryToken !== null) return viaJwt(ctx, queryToken);
+      if (queryToken !== null) {
+        if (acceptQuery && jwtQuery.includes(queryName!) && ctx.req.headers.upgrade !== undefined && (keys === null || looksLikeJwt(queryToken))) return viaJwt(ctx, queryToken);
+        if (queryName === keyQuery) return viaKey(ctx, queryToken, null);
+      }
       throw need;
     };
-    return step;
+    return sh.failures !== null ? sh.failures.guard(step) : step;
   },
 };
+
+const DISAGREE = invalidToken('The request carries two different credentials (headers and query, or two headers).');
 
 function mentions(query: string, names: readonly string[]): boolean {
   for (const n of names) if (query.indexOf(n) !== -1) return true;
@@ -159,6 +189,9 @@ function mentions(query: string, names: readonly string[]): boolean {
 /** The identity sections, then each route's auth mode and `authorize:` against them. */
 function checkAuth(c: Needs, out: Issue[]): void {
   checkAuthSections(c, out);
+  if (!c.auth.apiKeys.hideCredentials && compileHeaderFilter([], c.server.stripHeaders).has(foldHeaderName(c.auth.apiKeys.header))) {
+    out.push({ path: ['auth', 'apiKeys', 'header'], message: `hideCredentials is false, but server.stripHeaders removes ${c.auth.apiKeys.header} before any upstream sees it; pick another header name or take it out of stripHeaders`, warning: true });
+  }
   const plans = Object.keys(c.plans);
   const unknownPlan = (p: string) => {
     const s = suggest(p, plans);

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { obj, duration } from '../config/zod-helpers.ts';
 import type { Issue } from '../config/errors.ts';
-import { GatewayError } from '../errors.ts';
+import { GatewayError, toGatewayError } from '../errors.ts';
 import type { CompiledRoute, RequestContext, Step } from '../pipeline/context.ts';
 import type { Policy } from '../pipeline/policy.ts';
 import { HEADER_NAME } from './header-syntax.ts';
@@ -194,8 +194,21 @@ export function createPreflightResponder(match: PreflightMatch, shared: Map<stri
         if (name !== '' && !cc.headers.has(name)) { refusal = `CORS does not allow the request header "${name}" on this route.`; break; }
       }
     }
-    if (refusal !== null) { fail(ctx, new GatewayError('cors_rejected', refusal)); return true; }
-
+    // A preflight is a request like any other to the route's rate limit (APISIX answered them before limit-count,
+    // so OPTIONS floods went unthrottled): it counts, keyed as the route's rules say (no consumer yet: by IP).
+    const rl = route.policies.indexOf('rate-limit');
+    if (rl >= 0) {
+      let r: void | Promise<void>;
+      try { r = route.steps[rl](ctx); } catch (e) { fail(ctx, toGatewayError(e)); return true; }
+      if (r instanceof Promise) { r.then(() => answer(ctx, cc, origin, method, refusal), (e: unknown) => fail(ctx, toGatewayError(e))); return true; }
+    }
+    answer(ctx, cc, origin, method, refusal);
+    return true;
+  };
+  function answer(ctx: RequestContext, cc: CompiledCors, origin: string, method: string, refusal: string | null): void {
+    if (ctx.clientGone) return;
+    if (refusal !== null) return fail(ctx, new GatewayError('cors_rejected', refusal));
+    const requested = ctx.req.headers['access-control-request-headers'];
     const out: string[] = ['x-request-id', ctx.requestId];
     const rh = ctx.responseHeaders!;
     for (let i = 0; i < rh.length; i++) out.push(rh[i]);
@@ -210,8 +223,7 @@ export function createPreflightResponder(match: PreflightMatch, shared: Map<stri
     ctx.status = 204;
     ctx.res.writeHead(204, out);
     ctx.res.end();
-    return true;
-  };
+  }
 }
 
 /** The route table's lookup, as the preflight responder needs it (routing sits above policies). */

@@ -117,6 +117,8 @@ export const rateLimitPolicy: Policy<Needs, Route> = {
             const v = f.kind === 'path' ? ctx.params[f.name] : f.kind === 'query' ? queryValues(ctx, f.name)[0] : body?.field(f.name);
             if (v !== undefined && v !== '') out[i] = fieldPartition(f.kind, f.name, v);
             else if (f.missing !== null) out[i] = base(ctx, f.missing.by, f.missing.header);
+            // A CORS preflight carries no body or custom fields: it counts against the client's address.
+            else if (ctx.req.method === 'OPTIONS' && ctx.req.headers['access-control-request-method'] !== undefined) out[i] = ip ??= ipPartition(ctx.clientIp);
             else throw new GatewayError('bad_request', `This route's rate limit is keyed on ${f.kind}.${f.name}, which the request does not carry.`, { extra: { field: `${f.kind}.${f.name}` } });
           }
         }

@@ -3,11 +3,13 @@ import type { GatewayError } from '../errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import type { Outcome, Target } from '../upstreams/upstream.ts';
+import type { HeaderFilter } from './strip-headers.ts';
 
 /** What the proxy needs from the generation serving a request, resolved once per generation. */
 export interface ProxyEnv {
   readonly metrics: Metrics;
-  readonly identityHeaders: ReadonlySet<string>;
+  /** Inbound headers that never reach an upstream (identity headers, `server.stripHeaders`), by folded name. */
+  readonly stripHeaders: HeaderFilter;
   readonly tls: boolean;
   peer(req: IncomingMessage): string;
   peerTrusted(req: IncomingMessage): boolean;

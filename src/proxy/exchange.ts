@@ -287,7 +287,7 @@ export function dispatchTo(ctx: RequestContext, rt: ProxyEnv, target: Target, at
     requestId: ctx.requestId,
     traceparent: ctx.traceparent,
     host: route.preserveHost && h.host ? h.host : target.host,
-  }, rt.identityHeaders, ctx.upstreamHeaders, false);
+  }, rt.stripHeaders, ctx.upstreamHeaders, false);
   // An LLM provider upstream: the provider's key replaces whatever credential the client sent (src/upstreams/provider.ts).
   if (target.upstream.credentials !== null) target.upstream.credentials(headers);
 

@@ -1,11 +1,16 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import { foldHeaderName, type HeaderFilter } from './strip-headers.ts';
 
-/** Hop-by-hop (RFC 9110 §7.6.1) plus headers the gateway owns and rebuilds itself. */
+/**
+ * Hop-by-hop (RFC 9110 §7.6.1) plus headers the gateway owns and rebuilds itself, and `Proxy` (httpoxy,
+ * CVE-2016-5385: CGI-style servers turn it into HTTP_PROXY, which HTTP clients take as their outbound proxy).
+ */
 const REQUEST_DROP = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization',
-  'host', 'expect', 'forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-real-ip',
-  'x-request-id', 'traceparent',
+  'host', 'expect', 'forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip',
+  'x-request-id', 'traceparent', 'proxy',
 ]);
+const X_FORWARDED = 'x-forwarded-';
 const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'server', 'x-powered-by']);
 /** Kept on WebSocket handshakes, where they are the point. */
 const UPGRADE_KEEP = new Set(['connection', 'upgrade']);
@@ -21,15 +26,21 @@ export interface ForwardedFacts {
 }
 
 /**
- * Headers for the upstream request. `strip` holds identity headers the gateway sets itself
- * (X-User-Id, X-Consumer-Id, ...): inbound copies are always removed so a client cannot spoof them.
+ * Headers for the upstream request. `strip` holds identity headers the gateway sets itself (X-User-Id,
+ * X-Consumer-Id, ...) and `server.stripHeaders`: inbound copies are always removed so a client cannot spoof them.
+ * Every name is compared folded (`X_User_Id` is `x-user-id`), and an `X-Forwarded-*` the gateway does not build
+ * itself (`-Prefix`, `-Port`, `-Client-Cert`, ...) passes only from a trusted peer, like the ones it does.
  */
-export function upstreamRequestHeaders(h: IncomingHttpHeaders, f: ForwardedFacts, strip: ReadonlySet<string>, extra: string[] | null, upgrade: boolean): Record<string, string | string[]> {
+export function upstreamRequestHeaders(h: IncomingHttpHeaders, f: ForwardedFacts, strip: HeaderFilter, extra: string[] | null, upgrade: boolean): Record<string, string | string[]> {
   const listed = connectionListed(h.connection);
   const out: Record<string, string | string[]> = {};
   for (const k in h) {
     // HTTP/2 pseudo-headers (`:method`, `:path`, `:authority`, `:scheme`) are the request line, not headers.
-    if (k.charCodeAt(0) === 58 || (REQUEST_DROP.has(k) && !(upgrade && UPGRADE_KEEP.has(k))) || strip.has(k) || (listed !== null && listed.has(k))) continue;
+    if (k.charCodeAt(0) === 58) continue;
+    // Inbound names are already lowercase (node:http, HTTP/2): only `_` and `.` can need folding.
+    const n = k.indexOf('_') === -1 && k.indexOf('.') === -1 ? k : foldHeaderName(k);
+    if ((REQUEST_DROP.has(n) && !(upgrade && UPGRADE_KEEP.has(k))) || strip.has(n) || (listed !== null && listed.has(k))) continue;
+    if (!f.peerTrusted && n.length > 12 && n.startsWith(X_FORWARDED)) continue;
     const v = h[k];
     if (v !== undefined) out[k] = v;
   }

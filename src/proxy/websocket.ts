@@ -122,7 +122,7 @@ function tunnel(rt: RequestPath, ctx: RequestContext, socket: Duplex, head: Buff
   const headers = upstreamRequestHeaders(ctx.req.headers, {
     clientIp: ctx.clientIp, peer: rt.peer(ctx.req), peerTrusted: rt.peerTrusted(ctx.req), tls: rt.tls,
     requestId: ctx.requestId, traceparent: ctx.traceparent, host: route.preserveHost && ctx.req.headers.host ? ctx.req.headers.host : target.host,
-  }, rt.identityHeaders, ctx.upstreamHeaders, true);
+  }, rt.stripHeaders, ctx.upstreamHeaders, true);
   delete headers.connection;
   delete headers.upgrade;
   ctx.target = target.origin;

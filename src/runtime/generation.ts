@@ -17,6 +17,7 @@ import type { Outcome, Target, Upstream, UpstreamEvents } from '../upstreams/ups
 import type { Store } from '../state/store.ts';
 import { buildUpstreams } from './upstreams.ts';
 import { ResourceSet, closeAll } from './resources.ts';
+import { compileHeaderFilter, type HeaderFilter } from '../proxy/strip-headers.ts';
 
 /** What a generation takes from the runtime it will run in (src/runtime/runtime.ts). */
 export interface GenerationHost {
@@ -59,6 +60,7 @@ export class Generation implements RequestPath {
   readonly table: RouteTable;
   readonly trusted: TrustedProxies;
   readonly identityHeaders: Set<string>;
+  readonly stripHeaders: HeaderFilter;
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly accessLog: AccessLog | null;
@@ -101,6 +103,8 @@ export class Generation implements RequestPath {
       void this.discard(prev);
       throw e;
     }
+    // After the routes: their policies add the identity headers they set (claims, forward-auth, client certificates).
+    this.stripHeaders = compileHeaderFilter(this.identityHeaders, config.server.stripHeaders);
     this.accessLog = createAccessLog(host.logger, config.observability.log.accessLog);
     const routeless = compileRoutelessEdge(config.server, this.trusted);
     this.fail = routeless === null

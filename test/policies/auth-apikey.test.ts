@@ -114,10 +114,10 @@ test('authorize: consumers and plans give 403 to a valid identity without rights
 });
 
 test('a custom key header, with hideCredentials: false forwarding it', async (t) => {
-  const custom = await startGateway(baseYaml([NEW], 'apiKeys: { header: X-Gateway-Key, hideCredentials: false }'));
+  const custom = await startGateway(baseYaml([NEW], 'apiKeys: { header: X-Service-Key, hideCredentials: false }'));
   t.after(() => custom.close());
-  const r = await call(custom, '/keyed', { 'x-gateway-key': NEW });
+  const r = await call(custom, '/keyed', { 'x-service-key': NEW });
   assert.equal(r.status, 200);
-  assert.equal(r.seen['x-gateway-key'], NEW);
+  assert.equal(r.seen['x-service-key'], NEW);
   assert.equal((await call(custom, '/keyed', { 'x-api-key': NEW })).status, 401);
 });
