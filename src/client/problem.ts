@@ -7,10 +7,11 @@
  * Responses that are not the gateway's own problem documents get `http_<status>` instead.
  */
 export const GATEWAY_ERROR_CODES = [
-  'bad_request', 'bad_path', 'request_invalid', 'unknown_model', 'prompt_too_large', 'unauthorized', 'invalid_token',
-  'quota_exceeded', 'forbidden', 'captcha_failed', 'cors_rejected', 'not_found', 'method_not_allowed', 'conflict',
-  'request_timeout', 'payload_too_large', 'unsupported_media_type', 'config_invalid', 'prompt_blocked', 'upgrade_required', 'rate_limited',
-  'concurrency_limited', 'headers_too_large', 'internal_error', 'upstream_failed', 'upstream_unavailable', 'circuit_open',
+  'bad_request', 'bad_path', 'request_invalid', 'unknown_model', 'prompt_too_large', 'captcha_required',
+  'unauthorized', 'invalid_token', 'quota_exceeded', 'forbidden', 'captcha_failed', 'cors_rejected', 'not_found',
+  'method_not_allowed', 'conflict', 'request_timeout', 'payload_too_large', 'unsupported_media_type',
+  'config_invalid', 'prompt_blocked', 'upgrade_required', 'rate_limited', 'concurrency_limited', 'headers_too_large',
+  'internal_error', 'transfer_coding_unsupported', 'upstream_failed', 'upstream_unavailable', 'circuit_open',
   'captcha_unavailable', 'route_disabled', 'auth_unavailable', 'auth_service_unavailable', 'store_unavailable',
   'draining', 'upstream_timeout',
 ] as const;
