@@ -132,6 +132,13 @@ export const configSchema = obj({
       /** Model names the `model` label of token metrics may take (others are "other"); default: the models the config names. */
       models: z.array(z.string()).optional(),
     }).prefault({}),
+    tracing: obj({
+      endpoint: z.url({ protocol: /^https?$/ }).describe('OTLP/HTTP traces endpoint of the collector (JSON encoding), e.g. http://otel-collector:4318/v1/traces. Tracing is on when this section is present.'),
+      sampleRatio: z.number().min(0).max(1).prefault(1).describe('Share of new traces recorded (0..1). A request that carries a traceparent follows its caller\'s sampled flag (parent-based).'),
+      headers: z.record(z.string(), z.string()).prefault({}).describe('Headers sent with every export (e.g. an Authorization for the collector); treated as secrets: use ${VAR}, never logged.'),
+      serviceName: z.string().min(1).prefault('gatehouse').describe('The service.name resource attribute of every span.'),
+      maxQueueSize: z.number().int().min(1).max(1_000_000).prefault(2048).describe('Spans waiting for export at most; past it spans are dropped and counted (gatehouse_tracing_spans_dropped_total), so a down collector never grows memory.'),
+    }).optional().describe('OpenTelemetry tracing over OTLP/HTTP (docs/observability.md). Read at start: a reload that changes it takes effect at the next restart.'),
   }).prefault({}),
   state: stateSchema.prefault({}),
   auth: authSectionSchema.prefault({}),

@@ -13,17 +13,22 @@ function randomHex(bytes: number): string {
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
 
 /**
- * W3C Trace Context: continue the caller's trace with the gateway as a new parent span,
- * or start one. Invalid or all-zero ids are treated as absent (§3.2.2.3).
+ * The caller's W3C trace context, or null when absent or invalid: invalid or all-zero ids are treated as
+ * absent (§3.2.2.3). One parser for both the plain traceparent and OpenTelemetry spans (src/observability/tracing.ts).
  */
-export function nextTraceparent(inbound: string | undefined): string {
-  if (inbound !== undefined) {
-    const m = TRACEPARENT.exec(inbound);
-    if (m && m[1] !== 'ff' && !/^0+$/.test(m[2]) && !/^0+$/.test(m[3]) && (m[1] !== '00' || m[5] === undefined)) {
-      return `00-${m[2]}-${randomHex(8)}-${m[4]}`;
-    }
+export function parseTraceparent(inbound: string | undefined): { traceId: string; spanId: string; flags: string } | null {
+  if (inbound === undefined) return null;
+  const m = TRACEPARENT.exec(inbound);
+  if (m && m[1] !== 'ff' && !/^0+$/.test(m[2]) && !/^0+$/.test(m[3]) && (m[1] !== '00' || m[5] === undefined)) {
+    return { traceId: m[2], spanId: m[3], flags: m[4] };
   }
-  return `00-${randomHex(16)}-${randomHex(8)}-01`;
+  return null;
+}
+
+/** Continues the caller's trace with the gateway as a new parent span, or starts one (tracing off). */
+export function nextTraceparent(inbound: string | undefined): string {
+  const p = parseTraceparent(inbound);
+  return p !== null ? `00-${p.traceId}-${randomHex(8)}-${p.flags}` : `00-${randomHex(16)}-${randomHex(8)}-01`;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:@\/+=-]{1,128}$/;
