@@ -108,6 +108,10 @@ routes:
   // The collector's header arrived on the export; it appears in no log line.
   assert.equal(collector.requests[0].authorization, 'Bearer COLLECTOR-CANARY-zz9');
   assert.ok(!g.rawLogs().includes('COLLECTOR-CANARY'));
+  // ... nor in the live config the admin API shows.
+  const shown = await (await request(`${g.adminUrl}/admin/config`)).body.text();
+  assert.match(shown, /"authorization": ?"\*\*\*"/);
+  assert.ok(!shown.includes('COLLECTOR-CANARY'));
 });
 
 test('sampleRatio 0: nothing exported, but the upstream still gets a fresh valid traceparent; an inbound sampled parent is followed', async (t) => {
