@@ -1,6 +1,6 @@
 // What OpenTelemetry tracing costs the public route, in one run: tracing off, on at sampleRatio 0.01, on at 1.0.
 //
-//   node --import tsx bench/tracing.ts [--requests 20000] [--baseline DIR]
+//   node --import tsx bench/tracing.ts [--requests 20000] [--baseline DIR] [--control]
 //
 // Each variant is `gatehouse start` as its own child process, in front of the same minimal upstream; the traced
 // ones export to a collector stub in this process (OTLP/HTTP JSON, answered 200 and discarded). The same number
@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
 
-const { values } = parseArgs({ options: { requests: { type: 'string', default: '20000' }, baseline: { type: 'string' } } });
+const { values } = parseArgs({ options: { requests: { type: 'string', default: '20000' }, baseline: { type: 'string' }, control: { type: 'boolean', default: false } } });
 const TOTAL = Number(values.requests);
 const CHUNK = 1000;
 
@@ -40,6 +40,8 @@ const variants: Variant[] = [
   { name: 'sampleRatio 0.01', tracing: `tracing: { endpoint: "http://127.0.0.1:${portOf(collector)}/v1/traces", sampleRatio: 0.01 }`, bin: BIN },
   { name: 'sampleRatio 1.0', tracing: `tracing: { endpoint: "http://127.0.0.1:${portOf(collector)}/v1/traces", sampleRatio: 1 }`, bin: BIN },
 ];
+// `--control`: a second, identical "off" process; its difference to the first is the noise floor of this run.
+if (values.control) variants.push({ name: 'tracing off (again)', tracing: '', bin: BIN });
 if (values.baseline !== undefined) variants.unshift({ name: 'before tracing', tracing: '', bin: join(values.baseline, 'bin', 'gatehouse.mjs') });
 
 const dir = mkdtempSync(join(tmpdir(), 'gh-tracing-bench-'));
