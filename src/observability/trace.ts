@@ -3,7 +3,7 @@ import { randomFillSync, randomUUID } from 'node:crypto';
 /** Random hex from a refilled pool: a request needs 8 random bytes, and one syscall per request is wasteful. */
 const pool = Buffer.allocUnsafe(4096);
 let offset = pool.length;
-function randomHex(bytes: number): string {
+export function randomHex(bytes: number): string {
   if (offset + bytes > pool.length) { randomFillSync(pool); offset = 0; }
   const s = pool.toString('hex', offset, offset + bytes);
   offset += bytes;

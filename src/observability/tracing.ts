@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Span, SpanContext, Tracer, Context } from '@opentelemetry/api';
 import type { ReadableSpan, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace';
 import type { AttemptSpan, RequestContext, RequestTrace } from '../pipeline/context.ts';
-import { parseTraceparent } from './trace.ts';
+import { parseTraceparent, randomHex } from './trace.ts';
 
 /** `observability.tracing` as the schema parses it (src/config/schema.ts). */
 export interface TracingConfig {
@@ -106,22 +106,25 @@ class Tracing implements RequestTracing {
     const inbound = parseTraceparent(req.headers.traceparent as string | undefined);
     const api = this.api;
     const parent = inbound === null ? api.ROOT_CONTEXT : api.trace.setSpanContext(api.ROOT_CONTEXT, { traceId: inbound.traceId, spanId: inbound.spanId, traceFlags: parseInt(inbound.flags, 16) & 1, isRemote: true });
-    // Only facts the gateway owns: the method (bounded), the protocol, the Host. The path is set at the end,
-    // normalized and without its query string; no header value, credential or body is ever an attribute.
-    const span = this.tracer.startSpan(req.method ?? 'GET', { kind: SERVER, attributes: {
-      'http.request.method': methodOf(req),
-      'network.protocol.version': req.httpVersion,
-      'server.address': hostOf(req),
-    } }, parent);
-    ctx.trace = new SpanTrace(this, span, api.trace.setSpan(api.ROOT_CONTEXT, span));
-    ctx.traceparent = format(span.spanContext());
+    const span = this.tracer.startSpan(req.method ?? 'GET', { kind: SERVER }, parent);
+    const sc = span.spanContext();
+    ctx.traceparent = format(sc);
+    // A request sampled out still needs a fresh span id per attempt (its traceparent), but none of its children
+    // would be recorded (parent-based): it gets ids only, no SDK span, no context object.
+    ctx.trace = span.isRecording() ? new SpanTrace(this, span, api.trace.setSpan(api.ROOT_CONTEXT, span)) : new UnsampledTrace(span, sc.traceId);
   }
 
   end(ctx: RequestContext, status: number): void {
-    const t = ctx.trace as SpanTrace | null;
+    const t = ctx.trace as SpanTrace | UnsampledTrace | null;
     if (t === null || ctx.status === -1) return; // built-in endpoints (/healthz) are not traffic: never exported
     const span = t.span;
     if (span.isRecording()) {
+      const req = ctx.req;
+      // Only facts the gateway owns: the method (bounded), the protocol, the Host, the normalized path without its
+      // query string; no header value, credential or body is ever an attribute.
+      span.setAttribute('http.request.method', methodOf(req));
+      span.setAttribute('network.protocol.version', req.httpVersion);
+      span.setAttribute('server.address', hostOf(req));
       const route = ctx.route;
       span.setAttribute('url.path', ctx.path);
       span.setAttribute('http.response.status_code', status);
@@ -147,6 +150,14 @@ class Tracing implements RequestTracing {
 
   shutdown(): Promise<void> { return this.provider.shutdown(); }
 }
+
+/** A request sampled out: valid, unsampled traceparents for its attempts, nothing recorded. */
+class UnsampledTrace implements RequestTrace {
+  constructor(readonly span: Span, private readonly traceId: string) {}
+  phase(): (err?: unknown) => void { return noop; }
+  attempt(): AttemptSpan { return { traceparent: `00-${this.traceId}-${randomHex(8)}-00`, end: noop }; }
+}
+const noop = () => {};
 
 /** One request's spans (ctx.trace): children of the server span. */
 class SpanTrace implements RequestTrace {
