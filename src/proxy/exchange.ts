@@ -283,25 +283,22 @@ export function dispatchTo(ctx: RequestContext, rt: ProxyEnv, target: Target, at
   if (target.basePath !== '') path = target.basePath + path;
   if (ctx.query !== null) path += '?' + ctx.query;
 
+  // Tracing on: each attempt is a client span (retries and failovers are siblings) and its context is the traceparent sent.
+  const span = ctx.trace !== null ? ctx.trace.attempt(req.method ?? 'GET', target.upstream.name, target.host, attempt) : null;
   const headers = upstreamRequestHeaders(h, {
     clientIp: ctx.clientIp,
     peer: rt.peer(req),
     peerTrusted: rt.peerTrusted(req),
     tls: rt.tls,
     requestId: ctx.requestId,
-    traceparent: ctx.traceparent,
+    traceparent: span !== null ? span.traceparent : ctx.traceparent,
     host: route.preserveHost && h.host ? h.host : target.host,
   }, rt.identityHeaders, ctx.upstreamHeaders, false);
   // An LLM provider upstream: the provider's key replaces whatever credential the client sent (src/upstreams/provider.ts).
   if (target.upstream.credentials !== null) target.upstream.credentials(headers);
 
   const exchange = new Exchange(ctx, rt, target, attempt, tried);
-  // Tracing on: each attempt is a client span (retries and failovers are siblings) and its context is the traceparent sent.
-  if (ctx.trace !== null) {
-    const span = ctx.trace.attempt(req.method ?? 'GET', target.upstream.name, target.host, attempt);
-    headers.traceparent = span.traceparent;
-    exchange.span = span;
-  }
+  exchange.span = span;
   let body: Dispatcher.DispatchOptions['body'] = null;
   if (hasBody) {
     if (cl === undefined) exchange.limitChunkedBody(route.maxBodySize);

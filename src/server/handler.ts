@@ -37,7 +37,7 @@ export interface RequestPathSource {
   readonly tracing: RequestTracing | null;
 }
 
-type TrackedResponse = ServerResponse & { ctx?: RequestContext; path?: RequestPath; tracing?: RequestTracing };
+type TrackedResponse = ServerResponse & { ctx?: RequestContext; path?: RequestPath };
 
 /** The request path: identify, normalize, match, run the route's steps, forward. Errors end in one place. */
 export function createRequestHandler(source: RequestPathSource) {
@@ -49,7 +49,8 @@ export function createRequestHandler(source: RequestPathSource) {
     }
     const status = this.writableFinished ? this.statusCode : 499;
     finishExchange(this.path!, ctx, status);
-    if (ctx.trace !== null) this.tracing!.end(ctx, status);
+    // source.tracing is set once in listen() and only cleared by close(), after the listeners stopped.
+    if (ctx.trace !== null) source.tracing?.end(ctx, status);
   };
 
   return function handle(req: IncomingMessage, res: ServerResponse): void {
@@ -63,7 +64,7 @@ export function createRequestHandler(source: RequestPathSource) {
     ctx.requestId = requestIdFrom(req.headers['x-request-id'] as string | undefined);
     const tracing = source.tracing;
     if (tracing === null) ctx.traceparent = nextTraceparent(req.headers.traceparent as string | undefined);
-    else { tracing.start(ctx); (res as TrackedResponse).tracing = tracing; }
+    else tracing.start(ctx);
 
     const { path: rawPath, query } = splitTarget(req.url ?? '');
     const path = normalizePath(rawPath);
