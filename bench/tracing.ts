@@ -12,6 +12,7 @@
 // the spans the collector received. Nothing is asserted: this is a measurement. Linux only (/proc).
 import { parseArgs } from 'node:util';
 import { createServer } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -44,13 +45,22 @@ const variants: Variant[] = [
 if (values.control) variants.push({ name: 'tracing off (again)', tracing: '', bin: BIN });
 if (values.baseline !== undefined) variants.unshift({ name: 'before tracing', tracing: '', bin: join(values.baseline, 'bin', 'gatehouse.mjs') });
 
+/** A port free right now (the child binds it a moment later). */
+async function freePort(): Promise<number> {
+  const s = createNetServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
 const dir = mkdtempSync(join(tmpdir(), 'gh-tracing-bench-'));
 const cpuNs = (pid: number) => readdirSync(`/proc/${pid}/task`).reduce((sum, t) => sum + Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]), 0);
 const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
 
 try {
   for (const [i, v] of variants.entries()) {
-    const port = 20000 + Math.floor(Math.random() * 20000);
+    const port = await freePort();
     const file = join(dir, `v${i}.yaml`);
     writeFileSync(file, `
 server: { listen: 127.0.0.1:${port}, environment: production }
