@@ -8,6 +8,9 @@
 // process's time from /proc/<pid>/task/*/schedstat (ns, all threads, exporter included) per request.
 // `--baseline DIR`: a checkout of the gateway without tracing (e.g. `git archive <commit> | tar -x -C DIR` with
 // node_modules linked) runs as a fourth variant, so "off" can be compared with the code before tracing existed.
+// First, in process: the tracing code alone (server span start/end and one attempt span, as the handler and the
+// proxy call them), CPU µs per request at 0.01 and 1.0, export included at 1.0 (to a stub, batched): a stable
+// figure where the end-to-end one moves with the machine's load.
 // Also printed: each child's RSS once started and idle (the SDK is loaded only when tracing is configured), and
 // the spans the collector received. Nothing is asserted: this is a measurement. Linux only (/proc).
 import { parseArgs } from 'node:util';
@@ -18,6 +21,8 @@ import { readFileSync, readdirSync, mkdtempSync, writeFileSync, rmSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
+import { createTracing } from '../src/observability/tracing.ts';
+import { RequestContext } from '../src/pipeline/context.ts';
 
 const { values } = parseArgs({ options: { requests: { type: 'string', default: '20000' }, baseline: { type: 'string' }, control: { type: 'boolean', default: false } } });
 const TOTAL = Number(values.requests);
@@ -52,6 +57,36 @@ async function freePort(): Promise<number> {
   const port = (s.address() as { port: number }).port;
   await new Promise<void>((r) => s.close(() => r()));
   return port;
+}
+
+{
+  const req = { method: 'GET', httpVersion: '1.1', headers: { host: 'bench.example:8080' } };
+  const N = 50_000;
+  const rows: string[] = [];
+  for (const ratio of [0.01, 1]) {
+    const t = await createTracing({ endpoint: `http://127.0.0.1:${portOf(collector)}/v1/traces`, sampleRatio: ratio, headers: {}, serviceName: 'bench', maxQueueSize: 4096 }, { dropped() {}, scheduledDelayMillis: 200 });
+    const one = () => {
+      const ctx = new RequestContext(req as never, {} as never, 0);
+      ctx.path = '/public/1';
+      t.start(ctx);
+      ctx.trace!.attempt('GET', 'u', '127.0.0.1:8080', 0).end(200, null);
+      ctx.status = 200;
+      t.end(ctx, 200);
+    };
+    for (let i = 0; i < 5000; i++) one();
+    const best: number[] = [];
+    for (let round = 0; round < 5; round++) {
+      const c0 = process.cpuUsage();
+      for (let i = 0; i < N; i++) { one(); if (i % 1000 === 999) await new Promise((r) => setImmediate(r)); }
+      const d = process.cpuUsage(c0);
+      best.push((d.user + d.system) / N);
+    }
+    await t.shutdown();
+    rows.push(`sampleRatio ${String(ratio).padEnd(5)} ${[...best].sort((a, b) => a - b)[2].toFixed(2).padStart(6)} µs/request (median of 5 × ${N}; server span + 1 attempt span${ratio === 1 ? ', export included' : ''})`);
+  }
+  console.log('tracing code alone, in process:');
+  for (const r of rows) console.log('  ' + r);
+  console.log('');
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'gh-tracing-bench-'));
