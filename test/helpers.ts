@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { request } from 'undici';
 import { loadConfigText } from '../src/config/load.ts';
-import { Gateway, type ReloadResult } from '../src/gateway.ts';
+import { Gateway, type GatewayOptions, type ReloadResult } from '../src/gateway.ts';
 import { createLogger } from '../src/observability/logger.ts';
 
 export interface TestGateway {
@@ -25,7 +25,7 @@ export interface TestGateway {
  * Starts a real gateway from YAML text on ephemeral ports (main and admin), capturing logs.
  * The YAML may omit `server.listen` / `admin.listen`; both default to 127.0.0.1:0 here.
  */
-export async function startGateway(yaml: string, opts: { env?: NodeJS.ProcessEnv } = {}): Promise<TestGateway> {
+export async function startGateway(yaml: string, opts: { env?: NodeJS.ProcessEnv; gateway?: Pick<GatewayOptions, 'tracing'> } = {}): Promise<TestGateway> {
   const lines: string[] = [];
   const sink = new Writable({ write(chunk, _enc, cb) { lines.push(...String(chunk).split('\n').filter(Boolean)); cb(); } });
   let text = yaml;
@@ -34,7 +34,7 @@ export async function startGateway(yaml: string, opts: { env?: NodeJS.ProcessEnv
   const loaded = load();
   const level = loaded.config.observability.log.level;
   const logger = createLogger({ level, format: 'json', destination: sink });
-  const gw = new Gateway(loaded, { logger, defaultMetrics: false, load });
+  const gw = new Gateway(loaded, { logger, defaultMetrics: false, load, ...opts.gateway });
   const { port, adminPort } = await gw.listen();
   return {
     gw,

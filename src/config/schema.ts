@@ -155,6 +155,13 @@ export const configSchema = obj({
       consumerLabels: z.boolean().prefault(false).describe('Add a `consumer` label to token counters (unbounded cardinality: one series per consumer).'),
       models: z.array(z.string()).optional().describe('Model names the `model` label of token metrics may take (others are `other`); default: the models the config names.'),
     }).prefault({}).describe('Prometheus metrics.'),
+    tracing: obj({
+      endpoint: z.url({ protocol: /^https?$/ }).describe('OTLP/HTTP traces endpoint of the collector (JSON encoding), e.g. http://otel-collector:4318/v1/traces. Tracing is on when this section is present.'),
+      sampleRatio: z.number().min(0).max(1).prefault(1).describe('Share of new traces recorded (0..1). A request that carries a traceparent follows its caller\'s sampled flag (parent-based).'),
+      headers: z.record(z.string(), z.string()).prefault({}).describe('Headers sent with every export (e.g. an Authorization for the collector); treated as secrets: use ${VAR}, never logged.'),
+      serviceName: z.string().min(1).prefault('gatehouse').describe('The service.name resource attribute of every span.'),
+      maxQueueSize: z.number().int().min(1).max(1_000_000).prefault(2048).describe('Spans waiting for export at most; past it spans are dropped and counted (gatehouse_tracing_spans_dropped_total), so a down collector never grows memory.'),
+    }).optional().describe('OpenTelemetry tracing over OTLP/HTTP (docs/observability.md). Read at start: a reload that changes it takes effect at the next restart.'),
   }).prefault({}).describe('Logs and metrics.'),
   state: stateSchema.prefault({}).describe('The store for rate limits, quotas, usage, leases, cooldowns, the response cache and runtime consumers.'),
   auth: authSectionSchema.prefault({}).describe('Identity: JWT providers, API-key settings, the verified-token cache (docs/authentication.md).'),

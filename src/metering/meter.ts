@@ -73,6 +73,7 @@ export class UsageMeter implements ResponseTap {
       refund, status, tokens, bytes: refund ? 0 : ctx.bytesIn + this.parser.bytes, cached: hit,
       upstream: ai !== null ? (answered ? ai.upstream : '-') : undefined, model, label: answered ? ai.label : this.label(model),
     };
+    if (!refund) ctx.usage = { model, input: tokens.input, output: tokens.output };
     if (this.metrics !== null && ctx.route !== null) this.metrics.record(ctx.route.name, s, ctx.identity?.consumer ?? ctx.identity?.id);
     for (const fn of this.listeners) fn(s);
   }

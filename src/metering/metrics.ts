@@ -1,4 +1,4 @@
-import { Counter } from 'prom-client';
+import { Counter, Histogram } from 'prom-client';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Settlement } from './usage.ts';
 
@@ -10,6 +10,7 @@ import type { Settlement } from './usage.ts';
  */
 export class MeteringMetrics {
   readonly tokens: Counter<string>;
+  readonly tokensPerRequest: Histogram<string>;
   readonly settlements: Counter<string>;
   readonly rateLimited: Counter<string>;
   readonly quotaExceeded: Counter<string>;
@@ -21,6 +22,8 @@ export class MeteringMetrics {
     const registers = [m.registry];
     this.byConsumer = byConsumer;
     this.tokens = new Counter({ name: 'gatehouse_tokens_total', help: 'LLM tokens settled from responses, by route, type (input, output, estimated when no usage block arrived) and model (names the config knows; other models are "other", none known "none").', labelNames: byConsumer ? ['route', 'type', 'model', 'consumer'] : ['route', 'type', 'model'], registers });
+    // Per model only (not per route or consumer): the distribution of one model's requests is what capacity planning reads.
+    this.tokensPerRequest = new Histogram({ name: 'gatehouse_request_tokens', help: 'Tokens per metered request, by model (the same bounded label as gatehouse_tokens_total) and type (input, output, estimated).', labelNames: ['model', 'type'], buckets: [16, 64, 256, 1024, 4096, 16384, 65536, 262144], registers });
     this.cost = new Counter({ name: 'gatehouse_cost_micros_total', help: 'What settled requests cost, in micro-units of the pricing currency (routes with quota usage: cost), by route and model.', labelNames: ['route', 'model'], registers });
     this.settlements = new Counter({ name: 'gatehouse_usage_settlements_total', help: 'Metered exchanges by outcome (charged, refunded).', labelNames: ['route', 'outcome'], registers });
     this.rateLimited = new Counter({ name: 'gatehouse_rate_limited_total', help: 'Requests refused with 429, by route.', labelNames: ['route'], registers });
@@ -35,7 +38,12 @@ export class MeteringMetrics {
     if (s.tokens.found) {
       if (s.tokens.input) this.tokens.labels(route, 'input', s.label, ...c).inc(s.tokens.input);
       if (s.tokens.output) this.tokens.labels(route, 'output', s.label, ...c).inc(s.tokens.output);
-    } else this.tokens.labels(route, 'estimated', s.label, ...c).inc(s.tokens.total);
+      this.tokensPerRequest.labels(s.label, 'input').observe(s.tokens.input);
+      this.tokensPerRequest.labels(s.label, 'output').observe(s.tokens.output);
+    } else {
+      this.tokens.labels(route, 'estimated', s.label, ...c).inc(s.tokens.total);
+      this.tokensPerRequest.labels(s.label, 'estimated').observe(s.tokens.total);
+    }
   }
 }
 

@@ -3,6 +3,17 @@ import { HotCounter, HotHistogram, type HotCounterChild, type HotHistogramChild 
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'OTHER'];
 const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'];
+const LATENCY = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/**
+ * Refusals the dashboards break down by reason: the error code (one bounded table, src/errors.ts) of the
+ * policies that refuse a client. Any other code is not a refusal of these kinds.
+ */
+const REFUSALS: ReadonlyMap<string, string> = new Map([
+  ['unauthorized', 'auth'], ['invalid_token', 'auth'], ['forbidden', 'auth'], ['auth_unavailable', 'auth'], ['auth_service_unavailable', 'auth'],
+  ['captcha_failed', 'captcha'], ['captcha_unavailable', 'captcha'],
+  ['cors_rejected', 'cors'],
+]);
 
 function methodIndex(m: string): number {
   switch (m) {
@@ -32,7 +43,14 @@ export class Metrics {
   readonly configLoadedAt = new Gauge({ name: 'gatehouse_config_last_reload_success_timestamp_seconds', help: 'When the serving config generation was activated (Unix time).', registers: [this.registry] });
   readonly http2Goaways = new Counter({ name: 'gatehouse_http2_flood_goaways_total', help: 'HTTP/2 connections sent GOAWAY for exceeding a flood limit (rapid_reset, ping_flood, settings_flood).', labelNames: ['reason'], registers: [this.registry] });
   readonly tlsCertificateExpiry = new Gauge({ name: 'gatehouse_tls_certificate_expiry_timestamp_seconds', help: 'When each serving TLS certificate expires (Unix time), by its first server name.', labelNames: ['certificate'], registers: [this.registry] });
+  // Per request too (every upstream answer): ours, like the three above.
+  readonly ttfb = new HotHistogram('gatehouse_time_to_first_byte_seconds', 'Time from request received to the first response byte sent (the head of an upstream answer), by route.', ['route'], LATENCY, this.registry);
+  readonly ttfe = new HotHistogram('gatehouse_time_to_first_event_seconds', 'Server-sent event streams: time from request received to the first event bytes sent (time to first token), by route.', ['route'], LATENCY, this.registry);
+  readonly refusals = new Counter({ name: 'gatehouse_refusals_total', help: 'Requests refused by auth, captcha or CORS, by route, kind and reason (the problem code).', labelNames: ['route', 'kind', 'reason'], registers: [this.registry] });
+  readonly tracingDropped = new Counter({ name: 'gatehouse_tracing_spans_dropped_total', help: 'Spans not exported: queue_full (the export queue was at observability.tracing.maxQueueSize) or export_failed (the collector refused or was unreachable).', labelNames: ['reason'], registers: [this.registry] });
   private readonly routes = new Map<string, RouteSeries>();
+  private readonly firstBytes = new Map<string, HotHistogramChild>();
+  private readonly firstEvents = new Map<string, HotHistogramChild>();
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'gatehouse_' });
@@ -49,5 +67,25 @@ export class Metrics {
     if (c === undefined) c = r.counts[slot] = this.requests.child(route, METHODS[slot / CLASSES.length | 0], CLASSES[cls]);
     c.inc();
     r.duration.observe(seconds);
+  }
+
+  /** The first byte of an upstream answer went to the client, `seconds` after the request arrived. */
+  observeFirstByte(route: string, seconds: number): void {
+    let h = this.firstBytes.get(route);
+    if (h === undefined) { h = this.ttfb.child(route); this.firstBytes.set(route, h); }
+    h.observe(seconds);
+  }
+
+  /** The first event of a server-sent event stream went to the client. */
+  observeFirstEvent(route: string, seconds: number): void {
+    let h = this.firstEvents.get(route);
+    if (h === undefined) { h = this.ttfe.child(route); this.firstEvents.set(route, h); }
+    h.observe(seconds);
+  }
+
+  /** Counts a refused request when its code is an auth, captcha or CORS refusal; other codes are ignored. */
+  observeRefusal(route: string, code: string): void {
+    const kind = REFUSALS.get(code);
+    if (kind !== undefined) this.refusals.labels(route, kind, code).inc();
   }
 }

@@ -142,6 +142,23 @@ export interface AttemptPlan {
   ended(t: Target, status: number, err: unknown, failedOver: boolean): void;
 }
 
+/**
+ * A request's OpenTelemetry spans when tracing is on (src/observability/tracing.ts); ctx.trace is null otherwise,
+ * and every hook below sits behind that one null check.
+ */
+export interface RequestTrace {
+  /** A child span for a phase that had to wait (a step's promise, a body peek); returns its end. */
+  phase(name: string): (err?: unknown) => void;
+  /** A client span for one upstream attempt: its context is the traceparent that attempt sends. */
+  attempt(method: string, upstream: string, host: string, resend: number): AttemptSpan;
+}
+
+export interface AttemptSpan {
+  readonly traceparent: string;
+  /** `status`: the upstream's status (0 when none answered); `err`: why the attempt failed, or null. */
+  end(status: number, err: unknown): void;
+}
+
 /** Edits a route's header rules make to the upstream's response head (flat [name, value, ...]), in place. */
 export type ResponseEdit = (headers: string[], ctx: RequestContext) => void;
 
@@ -204,6 +221,10 @@ export class RequestContext {
   cacheStatus: string | null = null;
   /** The answer came from the response cache: metering settles 0 tokens and 0 cost. */
   cacheHit = false;
+  /** Spans of this request; null unless tracing is on. */
+  trace: RequestTrace | null = null;
+  /** Tokens metering settled (model as the response named it); null on unmetered routes. */
+  usage: { model: string | undefined; input: number; output: number } | null = null;
   /** Called once when the exchange ends, whatever the outcome (quota settlement, refunds). */
   onFinish: Array<(ctx: RequestContext) => void> | null = null;
   // access-log facts

@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici';
 import { GatewayError, toGatewayError } from '../errors.ts';
-import type { BodyEncoder, RequestContext } from '../pipeline/context.ts';
+import type { AttemptSpan, BodyEncoder, RequestContext } from '../pipeline/context.ts';
 import { replayBody } from '../pipeline/body-peek.ts';
 import { OUTCOME_FAIL, OUTCOME_NEUTRAL, OUTCOME_OK, type Target } from '../upstreams/upstream.ts';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.ts';
@@ -36,6 +36,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private encoder: BodyEncoder | null = null;
   /** This attempt's failure moves the request to the next model candidate (ctx.attempts). */
   private failingOver = false;
+  /** This attempt's client span when tracing is on. */
+  span: AttemptSpan | null = null;
+  /** An SSE stream whose first event has not gone out yet. */
+  private firstEvent = false;
 
   constructor(ctx: RequestContext, rt: ProxyEnv, target: Target, attempt = 0, tried = 0) {
     this.ctx = ctx;
@@ -87,7 +91,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
       // SSE: headers go out now and each event as the upstream flushes it.
       res.writeHead(status, headers);
       res.flushHeaders();
+      this.rt.metrics.observeFirstByte(ctx.route!.name, (performance.now() - ctx.start) / 1000);
       ctx.streaming = true;
+      this.firstEvent = true;
       this.rt.metrics.inflightStreams.labels('sse').inc();
     } else {
       // Node would not send the head before the first body byte anyway; holding it keeps res.headersSent
@@ -104,6 +110,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const ctx = this.ctx;
     if (this.encoder !== null) return this.encode(chunk);
     ctx.bytesOut += chunk.length;
+    if (this.firstEvent) { this.firstEvent = false; this.rt.metrics.observeFirstEvent(ctx.route!.name, (performance.now() - ctx.start) / 1000); }
     if (ctx.tap !== null) ctx.tap.onData?.(chunk);
     if (this.head !== null) this.writeHead();
     if (ctx.res.write(chunk)) return true;
@@ -145,8 +152,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   private writeHead(): void {
-    this.ctx.res.writeHead(this.ctx.status, this.head!);
+    const ctx = this.ctx;
+    ctx.res.writeHead(ctx.status, this.head!);
     this.head = null;
+    this.rt.metrics.observeFirstByte(ctx.route!.name, (performance.now() - ctx.start) / 1000);
   }
 
   /**
@@ -203,6 +212,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (!ok && this.encoder !== null) this.encoder.destroy();
     if (ctx.streaming) this.rt.metrics.inflightStreams.labels('sse').dec();
     if (ctx.attempts !== null) ctx.attempts.ended(this.target, this.discarded !== 0 ? this.discarded : this.resume !== null ? ctx.status : 0, err ?? null, this.failingOver);
+    if (this.span !== null) this.span.end(this.discarded !== 0 ? this.discarded : this.resume !== null ? ctx.status : 0, err ?? null);
     if (final && ctx.tap !== null) ctx.tap.onEnd(ok && !ctx.clientGone, ctx.status);
     if (this.rt.report !== undefined) {
       // A client that hung up, or a body the gateway refused, says nothing about the upstream's health.
@@ -279,19 +289,22 @@ export function dispatchTo(ctx: RequestContext, rt: ProxyEnv, target: Target, at
   if (target.basePath !== '') path = target.basePath + path;
   if (ctx.query !== null) path += '?' + ctx.query;
 
+  // Tracing on: each attempt is a client span (retries and failovers are siblings) and its context is the traceparent sent.
+  const span = ctx.trace !== null ? ctx.trace.attempt(req.method ?? 'GET', target.upstream.name, target.host, attempt) : null;
   const headers = upstreamRequestHeaders(h, {
     clientIp: ctx.clientIp,
     peer: rt.peer(req),
     peerTrusted: rt.peerTrusted(req),
     tls: rt.tls,
     requestId: ctx.requestId,
-    traceparent: ctx.traceparent,
+    traceparent: span !== null ? span.traceparent : ctx.traceparent,
     host: route.preserveHost && h.host ? h.host : target.host,
   }, rt.stripHeaders, ctx.upstreamHeaders, false);
   // An LLM provider upstream: the provider's key replaces whatever credential the client sent (src/upstreams/provider.ts).
   if (target.upstream.credentials !== null) target.upstream.credentials(headers);
 
   const exchange = new Exchange(ctx, rt, target, attempt, tried);
+  exchange.span = span;
   let body: Dispatcher.DispatchOptions['body'] = null;
   if (hasBody) {
     if (cl === undefined) exchange.limitChunkedBody(route.maxBodySize);

@@ -58,6 +58,8 @@ export const RESTART_KEYS: ReadonlyArray<readonly string[]> = [
   ['state', 'cacheSize'],
   ['observability', 'log', 'format'],
   ['observability', 'metrics'],
+  // The tracer provider and its exporter are built once, in listen().
+  ['observability', 'tracing'],
 ];
 
 const SECTIONS: ReadonlyArray<readonly string[]> = [

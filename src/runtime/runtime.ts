@@ -9,6 +9,7 @@ import { ConfigError, formatIssue, formatPath } from '../config/errors.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { Metrics } from '../observability/metrics.ts';
+import type { RequestTracing, TracingOptions } from '../observability/tracing.ts';
 import { peerAddress } from '../server/client-ip.ts';
 import { createRequestHandler, type RequestPathSource } from '../server/handler.ts';
 import { healthz, livez, readyz } from '../server/health.ts';
@@ -39,6 +40,8 @@ export interface RuntimeOptions {
   load?: () => LoadedConfig;
   /** Under `--workers N`: the admin API's reload goes through the primary, which validates once and reloads every worker. */
   reloadAll?: () => Promise<ReloadResult>;
+  /** Tracing export tuning (tests shorten the batch delay and the export timeout). */
+  tracing?: Omit<TracingOptions, 'dropped'>;
 }
 
 
@@ -54,6 +57,8 @@ export interface RuntimeOptions {
 export class Runtime implements RequestPathSource, GenerationHost {
   readonly logger: Logger;
   readonly metrics: Metrics;
+  /** OpenTelemetry tracing: set by listen() when `observability.tracing` is configured (the SDK is loaded then, not before). */
+  tracing: RequestTracing | null = null;
   readonly store: Store;
   /** Consumers and keys created through the admin API; they outlive reloads. */
   readonly consumers: ConsumerRegistry;
@@ -171,6 +176,12 @@ export class Runtime implements RequestPathSource, GenerationHost {
     const [storeReady, consumersLoaded] = await Promise.all([this.store.ready(2000), this.consumers.start(2000)]);
     if (!storeReady) this.logger.warn('state store not reachable yet; rate limits and quotas follow their onError until it is');
     if (!consumersLoaded) this.logger.warn('runtime consumers not loaded yet; their keys are refused until the store answers');
+    const tc = this.settings.observability.tracing;
+    if (tc !== undefined && this.tracing === null) {
+      const { createTracing } = await import('../observability/tracing.ts');
+      const dropped = this.metrics.tracingDropped;
+      this.tracing = await createTracing(tc, { ...this.opts.tracing, dropped: (n, reason) => dropped.labels(reason).inc(n) });
+    }
     const l = this.settings.server.listen;
     await this.listener.listen(l.host, l.port);
     this.certificates?.watch((options) => this.listener.setSecureContext(options), (set) => {
@@ -288,6 +299,14 @@ export class Runtime implements RequestPathSource, GenerationHost {
     await this.current.close();
     try { await this.store.close(); } catch { /* closing anyway */ }
     try { await this.consumers.close(); } catch { /* closing anyway */ }
+    if (this.tracing !== null) {
+      const t = this.tracing;
+      this.tracing = null;
+      // What is queued gets one chance to leave; a down collector must not hold the exit up.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([t.shutdown().catch(() => {}), new Promise((r) => { timer = setTimeout(r, 2000); })]);
+      clearTimeout(timer);
+    }
     this.events.emit('closed');
     this.logger.flush?.();
   }

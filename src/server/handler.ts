@@ -4,6 +4,7 @@ import { RequestContext, type CompiledRoute, type Lease, type Step } from '../pi
 import { normalizePath, splitTarget } from '../routing/normalize.ts';
 import { conditionsHold, type RouteTable } from '../routing/table.ts';
 import { nextTraceparent, requestIdFrom } from '../observability/trace.ts';
+import type { RequestTracing } from '../observability/tracing.ts';
 import { forward, type ProxyEnv } from '../proxy/forward.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { TrustedProxies } from './client-ip.ts';
@@ -34,6 +35,8 @@ export interface RequestPath extends ProxyEnv, Lease {
 /** Where the request path finds the generation to serve a new request with (the runtime swaps it on reload). */
 export interface RequestPathSource {
   readonly current: RequestPath;
+  /** OpenTelemetry tracing (process-level); null when `observability.tracing` is not configured. */
+  readonly tracing: RequestTracing | null;
 }
 
 type TrackedResponse = ServerResponse & { ctx?: RequestContext; path?: RequestPath };
@@ -46,7 +49,10 @@ export function createRequestHandler(source: RequestPathSource, head: HeadLimits
       ctx.clientGone = true;
       if (ctx.abortUpstream !== null) ctx.abortUpstream();
     }
-    finishExchange(this.path!, ctx, this.writableFinished ? this.statusCode : 499);
+    const status = this.writableFinished ? this.statusCode : 499;
+    finishExchange(this.path!, ctx, status);
+    // source.tracing is set once in listen() and only cleared by close(), after the listeners stopped.
+    if (ctx.trace !== null) source.tracing?.end(ctx, status);
   };
 
   return function handle(req: IncomingMessage, res: ServerResponse): void {
@@ -58,7 +64,9 @@ export function createRequestHandler(source: RequestPathSource, head: HeadLimits
     (res as TrackedResponse).path = rt;
     res.once('close', onClose);
     ctx.requestId = requestIdFrom(req.headers['x-request-id'] as string | undefined);
-    ctx.traceparent = nextTraceparent(req.headers.traceparent as string | undefined);
+    const tracing = source.tracing;
+    if (tracing === null) ctx.traceparent = nextTraceparent(req.headers.traceparent as string | undefined);
+    else tracing.start(ctx);
     const headProblem = checkRequestHead(req, head);
     if (headProblem !== null) return rt.fail(ctx, headProblem);
 
@@ -86,7 +94,11 @@ export function createRequestHandler(source: RequestPathSource, head: HeadLimits
     let route: CompiledRoute | null = null;
     if (rt.choose !== undefined) {
       const r = rt.choose(ctx, m.candidates);
-      if (r instanceof Promise) { r.then((x) => proceed(rt, ctx, x), (e) => rt.fail(ctx, toGatewayError(e))); return; }
+      if (r instanceof Promise) {
+        const end = ctx.trace !== null ? ctx.trace.phase('route body peek') : null;
+        r.then((x) => { end?.(); proceed(rt, ctx, x); }, (e) => { end?.(e); rt.fail(ctx, toGatewayError(e)); });
+        return;
+      }
       route = r;
     } else {
       const q = m.needsQuery && query !== null ? new URLSearchParams(query) : null;
@@ -140,9 +152,17 @@ export const DUPLICATE_CREDENTIALS = new GatewayError('bad_request', 'The reques
 function runSteps(ctx: RequestContext, steps: readonly Step[], from: number): Promise<void> | undefined {
   for (let i = from; i < steps.length; i++) {
     const r = steps[i](ctx);
-    if (r !== undefined) return r.then(() => runSteps(ctx, steps, i + 1));
+    if (r !== undefined) {
+      // A step that waited (JWKS fetch, store call, captcha verify, body peek) is a child span when tracing is on.
+      if (ctx.trace !== null) return traced(ctx, r, ctx.trace.phase(`policy ${ctx.route!.policies[i] ?? i}`)).then(() => runSteps(ctx, steps, i + 1));
+      return r.then(() => runSteps(ctx, steps, i + 1));
+    }
   }
   return undefined;
+}
+
+function traced(ctx: RequestContext, p: Promise<void>, end: (err?: unknown) => void): Promise<void> {
+  return p.then(() => end(), (e) => { end(e); throw e; });
 }
 
 /** Renders a GatewayError with the headers policies already queued (CORS, RateLimit) and the request id. */
@@ -170,7 +190,9 @@ export function finishExchange(rt: RequestPath, ctx: RequestContext, status: num
   if (ctx.onFinish !== null) for (const fn of ctx.onFinish) { try { fn(ctx); } catch (e) { rt.logger.error({ err: e }, 'finish hook failed'); } }
   if (ctx.status !== -1) { // built-in endpoints are not traffic
     const ms = performance.now() - ctx.start;
-    rt.metrics.observeRequest(ctx.route?.name ?? 'none', ctx.req.method ?? 'GET', status, ms / 1000);
+    const route = ctx.route?.name ?? 'none';
+    rt.metrics.observeRequest(route, ctx.req.method ?? 'GET', status, ms / 1000);
+    if (ctx.errorCode !== undefined) rt.metrics.observeRefusal(route, ctx.errorCode);
     if (rt.accessLog !== null) rt.accessLog(ctx, status, ms);
   }
   if (ctx.lease !== null) { const l = ctx.lease; ctx.lease = null; l.release(); }

@@ -42,9 +42,9 @@ export class HealthChecker {
   private readonly target: CheckedTarget;
   private readonly cfg: HealthCheckConfig;
   private readonly onChange: (healthy: boolean) => void;
-  private readonly onCheck: (ok: boolean) => void;
+  private readonly onCheck: (ok: boolean, seconds: number) => void;
 
-  constructor(target: CheckedTarget, cfg: HealthCheckConfig, onChange: (healthy: boolean) => void, onCheck: (ok: boolean) => void = () => {}) {
+  constructor(target: CheckedTarget, cfg: HealthCheckConfig, onChange: (healthy: boolean) => void, onCheck: (ok: boolean, seconds: number) => void = () => {}) {
     this.target = target;
     this.cfg = cfg;
     this.onChange = onChange;
@@ -106,7 +106,7 @@ export class HealthChecker {
   }
 
   private record(ok: boolean): void {
-    this.onCheck(ok);
+    this.onCheck(ok, this.lastMs / 1000);
     if (ok) {
       this.consecutiveFailed = 0;
       this.consecutiveOk++;

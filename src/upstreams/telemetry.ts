@@ -1,4 +1,4 @@
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Logger } from '../observability/logger.ts';
 import { STATE_NAMES, type CircuitState } from './circuit-breaker.ts';
 import type { Target, Upstream, UpstreamEvents } from './upstream.ts';
@@ -19,6 +19,7 @@ export class UpstreamTelemetry implements UpstreamEvents {
   private readonly transitions: Counter;
   private readonly ejections: Counter;
   private readonly healthChecks: Counter;
+  private readonly checkDuration: Histogram;
   private readonly retries: Counter;
   private readonly exhausted: Counter;
   private readonly fallbacks: Counter;
@@ -34,6 +35,7 @@ export class UpstreamTelemetry implements UpstreamEvents {
     this.transitions = new Counter({ name: 'gatehouse_circuit_transitions_total', help: 'Circuit state transitions.', labelNames: ['upstream', 'target', 'to'], registers });
     this.ejections = new Counter({ name: 'gatehouse_upstream_ejections_total', help: 'Targets ejected by passive health (failures seen in real traffic).', labelNames: ['upstream', 'target'], registers });
     this.healthChecks = new Counter({ name: 'gatehouse_upstream_health_checks_total', help: 'Active health checks by result.', labelNames: ['upstream', 'target', 'result'], registers });
+    this.checkDuration = new Histogram({ name: 'gatehouse_upstream_health_check_duration_seconds', help: 'How long active health checks took (a timed-out check counts its timeout), by upstream.', labelNames: ['upstream'], buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers });
     this.retries = new Counter({ name: 'gatehouse_upstream_retries_total', help: 'Retries sent to an upstream.', labelNames: ['upstream'], registers });
     this.exhausted = new Counter({ name: 'gatehouse_upstream_retry_budget_exhausted_total', help: 'Retries not sent because the retry budget was spent.', labelNames: ['upstream'], registers });
     this.fallbacks = new Counter({ name: 'gatehouse_upstream_fallbacks_total', help: 'Requests served by a fallback upstream because no target of theirs could.', labelNames: ['upstream', 'fallback'], registers });
@@ -80,8 +82,9 @@ export class UpstreamTelemetry implements UpstreamEvents {
     else this.log.warn(fields, 'target unhealthy');
   }
 
-  check(t: Target, ok: boolean): void {
+  check(t: Target, ok: boolean, seconds: number): void {
     this.healthChecks.labels(t.upstream.name, t.label, ok ? 'ok' : 'fail').inc();
+    this.checkDuration.labels(t.upstream.name).observe(seconds);
   }
 
   available(t: Target): void {

@@ -22,7 +22,8 @@ export interface UpstreamEvents {
   ejected(t: Target, ms: number): void;
   readmitted(t: Target): void;
   health(t: Target, healthy: boolean): void;
-  check(t: Target, ok: boolean): void;
+  /** An active health check finished: its verdict and how long it took (seconds). */
+  check(t: Target, ok: boolean, seconds: number): void;
   available(t: Target): void;
   weights(up: Upstream): void;
   retry(up: Upstream): void;
@@ -167,7 +168,7 @@ export class Target {
   }
 
   startChecks(cfg: NonNullable<UpstreamConfig['health']>): void {
-    this.checker = new HealthChecker(this, cfg, (h) => this.setHealthy(h), (ok) => this.upstream.events.check(this, ok));
+    this.checker = new HealthChecker(this, cfg, (h) => this.setHealthy(h), (ok, seconds) => this.upstream.events.check(this, ok, seconds));
     this.checker.start();
   }
 
