@@ -2,7 +2,9 @@
  * Canonical request paths, so that what is matched is exactly what the upstream receives.
  * - percent-encoded unreserved characters (A-Z a-z 0-9 - . _ ~) are decoded; other escapes are kept, upper-cased;
  * - encoded "/", "\" or NUL, a raw "\", and escapes that do not decode to valid UTF-8 are refused;
- * - duplicate slashes are collapsed and dot-segments removed (RFC 3986 §5.2.4).
+ * - duplicate slashes are collapsed and dot-segments removed (RFC 3986 §5.2.4);
+ * - a dot-segment with path parameters (`..;x`, `.;`) is refused: Tomcat, Jetty and Spring strip `;…` and then
+ *   resolve it, so `/public/..;/admin` would reach an upstream as `/admin` after matching under `/public`.
  * Returns null for a path that must be refused with 400.
  */
 export function normalizePath(path: string): string | null {
@@ -33,6 +35,8 @@ export function normalizePath(path: string): string | null {
   for (let i = 1; i < segments.length; i++) {
     const s = segments[i];
     const last = i === segments.length - 1;
+    const semi = s.indexOf(';');
+    if (semi === 1 || semi === 2) { const name = s.slice(0, semi); if (name === '.' || name === '..') return null; }
     if (s === '..') { stack.pop(); if (last) stack.push(''); }
     else if (s === '.') { if (last) stack.push(''); }
     else if (s === '' && !last) continue;
