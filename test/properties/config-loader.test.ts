@@ -3,11 +3,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { stringify } from 'yaml';
 import { pino } from 'pino';
 import { loadConfigText, type LoadedConfig } from '../../src/config/load.ts';
 import { ConfigError, type ConfigIssue } from '../../src/config/errors.ts';
 import { Runtime } from '../../src/runtime/runtime.ts';
+import { hashApiKey } from '../../src/auth/api-keys.ts';
 
 const FILE = 'prop.yaml';
 const ENV = { HOST: '127.0.0.1', EMPTY: '', LIST: 'https://a.example,https://b.example' };
@@ -49,10 +53,10 @@ routes:
 `;
 
 /** Loads, then compiles what loaded (as `gatehouse validate` does); returns the issues, or [] when it all passed. */
-async function loadAndCompile(text: string): Promise<ConfigIssue[]> {
+async function loadAndCompile(text: string, file = FILE, env: Record<string, string> = ENV): Promise<ConfigIssue[]> {
   let loaded: LoadedConfig;
   try {
-    loaded = loadConfigText(text, FILE, { env: ENV });
+    loaded = loadConfigText(text, file, { env });
   } catch (e) {
     if (!(e instanceof ConfigError)) throw new Error(`the loader threw ${(e as Error)?.name}: ${(e as Error)?.message}\n--- file ---\n${text}`);
     return e.issues;
@@ -62,16 +66,16 @@ async function loadAndCompile(text: string): Promise<ConfigIssue[]> {
     rt = new Runtime(loaded, { logger: pino({ level: 'silent' }), defaultMetrics: false });
   } catch (e) {
     if (!(e instanceof ConfigError)) throw new Error(`compiling threw ${(e as Error)?.name}: ${(e as Error)?.message}\n--- file ---\n${text}`);
-    return e.issues.map((i) => ({ file: FILE, ...loaded.locate(i) }));
+    return e.issues.map((i) => ({ file, ...loaded.locate(i) }));
   }
   await rt.close();
   return [];
 }
 
-function assertPositioned(issues: ConfigIssue[], text: string): void {
+function assertPositioned(issues: ConfigIssue[], text: string, file = FILE): void {
   const lines = text.split('\n').length;
   for (const i of issues) {
-    assert.equal(i.file, FILE, `issue without its file: ${JSON.stringify(i)}\n--- file ---\n${text}`);
+    assert.equal(i.file, file, `issue without its file: ${JSON.stringify(i)}\n--- file ---\n${text}`);
     assert.ok(Number.isInteger(i.line) && i.line! >= 1 && i.line! <= lines + 1, `issue without a line in the file: ${JSON.stringify(i)}\n--- file ---\n${text}`);
     assert.ok(Number.isInteger(i.col) && i.col! >= 1, `issue without a column: ${JSON.stringify(i)}\n--- file ---\n${text}`);
     assert.ok(i.message.length > 0);
@@ -108,39 +112,64 @@ test('property (150 runs): any JSON-like document written as YAML never crashes;
   }), { numRuns: 150 });
 });
 
-test('property (300 runs): 1–3 random edits of a valid config never crash loading or compiling; every error is positioned', async () => {
-  const base = VALID.split('\n');
-  const value = fc.oneof(
-    fc.constantFrom('', '0', '-1', '99999999999999999999', '1.5', 'null', '[]', '{}', '[ 1, [2] ]', '{ a: 1 }', 'true', '"\\t"',
-      '${NOPE}', '${HOST}', '${EMPTY}', '"${LIST}"', '${A:-${B}}', '${bad', '*a', '&a x', '!!int x', 'http://', '/', '/:', '/*',
-      '//x', '1ms', '0s', '-5s', '1tb', '999999h', 'GET', '[ GET, BREW ]', '"\\r\\n"', '\u00e9', ': :', '- x'),
-    fc.string({ maxLength: 8 }).map((s) => JSON.stringify(s)),
-  );
-  const edit = fc.oneof(
-    fc.record({ op: fc.constant('delete' as const), at: fc.nat() }),
-    fc.record({ op: fc.constant('duplicate' as const), at: fc.nat() }),
-    fc.record({ op: fc.constant('value' as const), at: fc.nat(), value }),
-    fc.record({ op: fc.constant('indent' as const), at: fc.nat(), by: fc.integer({ min: -4, max: 4 }) }),
-    fc.record({ op: fc.constant('insert' as const), at: fc.nat(), value: value.map((v) => `  extra: ${v}`) }),
-  );
-  await fc.assert(fc.asyncProperty(fc.array(edit, { minLength: 1, maxLength: 3 }), async (edits) => {
-    const lines = [...base];
-    for (const e of edits) {
-      const i = e.at % lines.length;
-      if (e.op === 'delete') lines.splice(i, 1);
-      else if (e.op === 'duplicate') lines.splice(i, 0, lines[i]);
-      else if (e.op === 'insert') lines.splice(i, 0, e.value);
-      else if (e.op === 'indent') lines[i] = e.by >= 0 ? ' '.repeat(e.by) + lines[i] : lines[i].replace(new RegExp(`^ {0,${-e.by}}`), '');
-      else {
-        // Replace the value after the line's last "key: " (or the whole item after "- ").
-        const m = /^(.*?(?:[\w-]+: |- ))(.*)$/.exec(lines[i]);
-        lines[i] = m ? m[1] + e.value : lines[i] + e.value;
-      }
-      if (lines.length === 0) lines.push('');
+const editValue = fc.oneof(
+  fc.constantFrom('', '0', '-1', '99999999999999999999', '1.5', 'null', '[]', '{}', '[ 1, [2] ]', '{ a: 1 }', 'true', '"\\t"',
+    '${NOPE}', '${HOST}', '${EMPTY}', '"${LIST}"', '${A:-${B}}', '${bad', '*a', '&a x', '!!int x', 'http://', '/', '/:', '/*',
+    '//x', '1ms', '0s', '-5s', '1tb', '999999h', 'GET', '[ GET, BREW ]', '"\\r\\n"', '\u00e9', ': :', '- x'),
+  fc.string({ maxLength: 8 }).map((s) => JSON.stringify(s)),
+);
+const edit = fc.oneof(
+  fc.record({ op: fc.constant('delete' as const), at: fc.nat() }),
+  fc.record({ op: fc.constant('duplicate' as const), at: fc.nat() }),
+  fc.record({ op: fc.constant('value' as const), at: fc.nat(), value: editValue }),
+  fc.record({ op: fc.constant('indent' as const), at: fc.nat(), by: fc.integer({ min: -4, max: 4 }) }),
+  fc.record({ op: fc.constant('insert' as const), at: fc.nat(), value: editValue.map((v) => `  extra: ${v}`) }),
+);
+type Edit = typeof edit extends fc.Arbitrary<infer T> ? T : never;
+
+function applyEdits(text: string, edits: Edit[]): string {
+  const lines = text.split('\n');
+  for (const e of edits) {
+    const i = e.at % lines.length;
+    if (e.op === 'delete') lines.splice(i, 1);
+    else if (e.op === 'duplicate') lines.splice(i, 0, lines[i]);
+    else if (e.op === 'insert') lines.splice(i, 0, e.value);
+    else if (e.op === 'indent') lines[i] = e.by >= 0 ? ' '.repeat(e.by) + lines[i] : lines[i].replace(new RegExp(`^ {0,${-e.by}}`), '');
+    else {
+      // Replace the value after the line's first "key: " (or the whole item after "- ").
+      const m = /^(.*?(?:[\w-]+: |- ))(.*)$/.exec(lines[i]);
+      lines[i] = m ? m[1] + e.value : lines[i] + e.value;
     }
-    const text = lines.join('\n');
+    if (lines.length === 0) lines.push('');
+  }
+  return lines.join('\n');
+}
+
+test('property (300 runs): 1–3 random edits of a valid config never crash loading or compiling; every error is positioned', async () => {
+  await fc.assert(fc.asyncProperty(fc.array(edit, { minLength: 1, maxLength: 3 }), async (edits) => {
+    const text = applyEdits(VALID, edits);
     assertPositioned(await loadAndCompile(text), text);
   }), { numRuns: 300 });
+});
+
+test('property (5 × 60 runs): the same for every shipped example (JWT, API keys, captcha, providers, models, quotas…)', async () => {
+  const secret = () => randomBytes(32).toString('base64url');
+  const examples: Record<string, Record<string, string>> = {
+    machineagents: { JWT_SECRET: secret(), RECAPTCHA_SECRET_KEY: `6L${randomBytes(19).toString('hex')}` },
+    'ai-workflow': { JWT_SECRET_KEY: secret() },
+    automation: { JWT_SECRET_KEY: secret() },
+    aivillage: { API_KEY_SHA256: hashApiKey(secret()) },
+    'llm-providers': { OPENAI_API_KEY: `sk-proj-${secret()}`, ANTHROPIC_API_KEY: `sk-ant-${secret()}`, ANTHROPIC_BACKUP_API_KEY: `sk-ant-${secret()}`, CHAT_SERVICE_KEY_SHA256: hashApiKey(secret()), RAG_SERVICE_KEY_SHA256: hashApiKey(secret()) },
+  };
+  for (const [name, env] of Object.entries(examples)) {
+    const file = join(import.meta.dirname, '..', '..', 'examples', name, 'gatehouse.yaml');
+    const original = readFileSync(file, 'utf8');
+    assert.deepEqual(await loadAndCompile(original, file, env), [], `${name} loads as shipped`);
+    await fc.assert(fc.asyncProperty(fc.array(edit, { minLength: 1, maxLength: 3 }), async (edits) => {
+      const text = applyEdits(original, edits);
+      assertPositioned(await loadAndCompile(text, file, env), text, file);
+    }), { numRuns: 60 });
+  }
 });
 
 // Regressions the properties found (each threw a bare ReferenceError, or gave an issue with no line, before the fix).
