@@ -19,6 +19,19 @@ export function interpolate(input: string, env: NodeJS.ProcessEnv): Interpolated
   return { value: r.value };
 }
 
+/** Whether `s` is exactly one reference, its default nested or not (`${A}`, `${A:-${B:-x}}`): a list item that is one takes a comma-separated value as several items. */
+export function isSingleReference(s: string): boolean {
+  if (s[0] !== '$' || s[1] !== '{') return false;
+  NAME.lastIndex = 2;
+  const name = NAME.exec(s)?.[0];
+  if (name === undefined) return false;
+  const after = 2 + name.length;
+  if (s[after] === '}') return after + 1 === s.length;
+  if (s[after] !== ':' || s[after + 1] !== '-') return false;
+  const d = expand(s, after + 2, {}, true);
+  return d.malformed === undefined && d.end === s.length - 1;
+}
+
 /** Expands from `i` to the end of `s`, or (inside a default) to its closing `}`, which `end` points at. */
 function expand(s: string, i: number, env: NodeJS.ProcessEnv, inDefault: boolean): Scan {
   let out = '';

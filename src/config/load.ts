@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { LineCounter, parseDocument, isMap, isPair, isScalar, isSeq, visit, Scalar, type Alias, type Document, type Node } from 'yaml';
 import { configSchema, type Config } from './schema.ts';
-import { interpolate } from './interpolate.ts';
+import { interpolate, isSingleReference } from './interpolate.ts';
 import { ConfigError, formatPath, type ConfigIssue } from './errors.ts';
 import { normalize } from './normalize.ts';
 import { checkConfig } from './check.ts';
@@ -177,7 +177,7 @@ function interpolateDocument(doc: Document, env: NodeJS.ProcessEnv, onError: (no
       // A list item that is exactly one reference takes a comma-separated value as several items:
       // `origins: ["${CORS_ORIGINS}"]` with CORS_ORIGINS=https://a,https://b is two origins.
       const parent = ancestors[ancestors.length - 1];
-      if (typeof key === 'number' && isSeq(parent) && SINGLE_REF.test(node.value) && r.value.includes(',')) {
+      if (typeof key === 'number' && isSeq(parent) && isSingleReference(node.value) && r.value.includes(',')) {
         const items = r.value.split(',').map((s) => s.trim()).filter(Boolean)
           .map((s) => Object.assign(new Scalar(node.type === Scalar.PLAIN ? coerceScalar(s) : s), { range: node.range }));
         parent.items.splice(key, 1, ...items);
@@ -187,8 +187,6 @@ function interpolateDocument(doc: Document, env: NodeJS.ProcessEnv, onError: (no
     },
   });
 }
-
-const SINGLE_REF = /^\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}$/;
 
 function coerceScalar(v: string): unknown {
   if (/^-?\d+(\.\d+)?$/.test(v)) return Number(v);

@@ -194,4 +194,7 @@ test('a malformed ${…} in the file is a positioned load error, and a nested de
   assert.match(bad[0].message, /malformed reference "\$\{HOST-127\.0\.0\.1\}"/);
   const nested = loadConfigText(VALID.replace('${HOST:-127.0.0.1}', '${NOPE:-${HOST}}'), FILE, { env: ENV });
   assert.equal(nested.config.server.listen.host, '127.0.0.1');
+  // A list item that is one reference with a nested default still takes a comma-separated value as several items.
+  const list = loadConfigText(VALID.replace('origins: [https://app.example.com]', 'origins: ["${NOPE:-${LIST}}"]'), FILE, { env: ENV });
+  assert.deepEqual(list.config.server.cors?.origins, ['https://a.example', 'https://b.example']);
 });

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { interpolate } from '../../src/config/interpolate.ts';
+import { interpolate, isSingleReference } from '../../src/config/interpolate.ts';
 
 const NAMES = ['A', 'B', 'HOST', '_x', 'V1'];
 const name = fc.constantFrom(...NAMES);
@@ -76,6 +76,14 @@ test('property (300 runs): a ${ that does not open NAME} or NAME:-…} is report
     const r = interpolate(pre + b + post, { A: 'a', B: 'b' });
     assert.ok('malformed' in r, `${JSON.stringify(pre + b + post)} → ${JSON.stringify(r)}`);
   }), { numRuns: 300 });
+});
+
+test('property (400 runs): isSingleReference holds exactly for a template that is one reference and nothing else', () => {
+  fc.assert(fc.property(parts, (ps) => {
+    const single = ps.length === 1 && ps[0].kind === 'ref';
+    const nonEmpty = ps.filter((p) => p.kind === 'ref' || p.s !== '');
+    assert.equal(isSingleReference(render(ps)), single || (nonEmpty.length === 1 && nonEmpty[0].kind === 'ref'), render(ps));
+  }), { numRuns: 400 });
 });
 
 // Regressions found by the properties above (each failed before the fix).
