@@ -311,7 +311,7 @@ routes:
   }
 
   const samples: Sample[] = [];
-  const events: Array<{ t: number; what: string }> = [];
+  const events: Array<{ t: number; what: string; shown?: boolean }> = [];
   let t0 = performance.now();
   async function takeSample(event?: string): Promise<Sample> {
     let text = '';
@@ -367,7 +367,9 @@ routes:
   const sampler = (async () => {
     for (let next = t0 + sampleEvery; next <= t0 + runMs + 1; next += sampleEvery) {
       await sleep(next - performance.now());
-      const pending = events.filter((e) => !samples.some((s) => s.event?.includes(e.what) && Math.abs(s.t - e.t) < sampleEvery / 1000));
+      // Each event labels the first sample after it, once.
+      const pending = events.filter((e) => !e.shown);
+      for (const e of pending) e.shown = true;
       const s = await takeSample(pending.length ? pending.map((e) => e.what).join(', ') : undefined);
       samples.push(s);
       if (s.t >= nextLog) { nextLog += 60; log(`t=${s.t.toFixed(0)}s RSS ${mb(s.rss)} MB heap ${mb(s.heapUsed)} MB fds ${s.fds} lag p99 ${s.lagP99 === null ? 'n/a' : (s.lagP99 * 1000).toFixed(1)} ms done ${s.done} in flight ${s.inFlight}`); }
