@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname, resolve as resolvePath } from 'node:path';
-import { LineCounter, parseDocument, isMap, isPair, isScalar, isSeq, visit, Scalar, type Document, type Node } from 'yaml';
+import { LineCounter, parseDocument, isMap, isPair, isScalar, isSeq, visit, Scalar, type Alias, type Document, type Node } from 'yaml';
 import { configSchema, type Config } from './schema.ts';
-import { interpolate } from './interpolate.ts';
+import { interpolate, isSingleReference } from './interpolate.ts';
 import { ConfigError, formatPath, type ConfigIssue } from './errors.ts';
 import { normalize } from './normalize.ts';
 import { checkConfig } from './check.ts';
@@ -56,7 +56,8 @@ export function loadConfigText(text: string, file = 'gatehouse.yaml', opts: Load
   const env = opts.env ?? process.env;
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
-  const at = (offset: number | undefined) => (offset === undefined ? {} : (({ line, col }) => ({ line, col }))(lines.linePos(offset)));
+  // Every issue from the file has a position: one without a node of its own (an empty file) points at its start.
+  const at = (offset: number | undefined) => (({ line, col }) => ({ line, col }))(lines.linePos(offset ?? 0));
 
   // One syntax slip makes the YAML parser report every line after it; the first few are what a person needs.
   const seenLines = new Set<number | undefined>();
@@ -65,7 +66,7 @@ export function loadConfigText(text: string, file = 'gatehouse.yaml', opts: Load
     const pos: { line?: number; col?: number } = at(e.pos[0]);
     if (seenLines.has(pos.line)) continue;
     seenLines.add(pos.line);
-    if (issues.length === 5) { issues.push({ file, path: '', message: `…and ${doc.errors.length - 5} more YAML syntax errors after these; fix the first one first` }); break; }
+    if (issues.length === 5) { issues.push({ file, ...pos, path: '', message: `…and ${doc.errors.length - 5} more YAML syntax errors after these; fix the first one first` }); break; }
     issues.push({ file, ...pos, path: '', message: e.message.split('\n')[0] });
   }
   if (issues.length) throw new ConfigError(issues);
@@ -83,13 +84,13 @@ export function loadConfigText(text: string, file = 'gatehouse.yaml', opts: Load
 
   // Keys whose variable is missing: the schema's complaint about the placeholder left there would only repeat it.
   const unset = new Set<string>();
-  interpolateDocument(doc, env, (node, path, name) => {
+  interpolateDocument(doc, env, (node, path, message) => {
     unset.add(formatPath(path));
-    issues.push({ file, ...at(node.range?.[0]), path: formatPath(path), message: `environment variable ${name} is not set (use \${${name}:-default} for a default)` });
+    issues.push({ file, ...at(node.range?.[0]), path: formatPath(path), message });
   });
 
-  const raw = (doc.toJS() ?? {}) as Record<string, unknown>;
-  if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError([{ file, path: '', message: 'the config must be a YAML mapping (key: value)' }]);
+  const raw = toJS(doc, file, at) as Record<string, unknown>;
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError([{ file, ...at(doc.contents?.range?.[0]), path: '', message: 'the config must be a YAML mapping (key: value)' }]);
 
   const origin = new Map<string, string>();
   for (const [name, { path, list }] of Object.entries(ENV_OVERRIDES)) {
@@ -143,17 +144,40 @@ function configHash(raw: unknown): string {
   return createHash('sha256').update(JSON.stringify(canonical(raw))).digest('hex').slice(0, 16);
 }
 
+/**
+ * The document as plain values. An alias to an anchor defined later (or nowhere), and alias expansion past the
+ * parser's bound (a "billion laughs" file), throw from the parser: reported at the first alias instead.
+ */
+function toJS(doc: Document, file: string, at: (offset: number | undefined) => { line: number; col: number }): unknown {
+  try {
+    return doc.toJS() ?? {};
+  } catch (e) {
+    let first: Alias | undefined;
+    let unresolved: Alias | undefined;
+    visit(doc, { Alias(_, node) {
+      first ??= node;
+      if (node.resolve(doc) === undefined) { unresolved = node; return visit.BREAK; }
+    } });
+    const excessive = /excessive alias/i.test((e as Error).message);
+    const node = excessive ? first : unresolved ?? first;
+    throw new ConfigError([{ file, ...at(node?.range?.[0]), path: '', message: excessive || node === undefined
+      ? 'too many alias expansions (a YAML resource-exhaustion pattern); write the values out'
+      : `alias *${node.source} refers to no anchor defined before it` }]);
+  }
+}
+
 /** Replaces `${VAR}` in every string scalar, keeping plain (unquoted) scalars typed: `${PORT:-8000}` stays a number. */
-function interpolateDocument(doc: Document, env: NodeJS.ProcessEnv, onMissing: (node: Node, path: PropertyKey[], name: string) => void): void {
+function interpolateDocument(doc: Document, env: NodeJS.ProcessEnv, onError: (node: Node, path: PropertyKey[], message: string) => void): void {
   visit(doc, {
     Scalar(key, node, ancestors) {
       if (typeof node.value !== 'string' || !node.value.includes('${')) return;
       const r = interpolate(node.value, env);
-      if ('missing' in r) { onMissing(node, pathOf(ancestors, node), r.missing); return; }
+      if ('missing' in r) { onError(node, pathOf(ancestors, node), `environment variable ${r.missing} is not set (use \${${r.missing}:-default} for a default)`); return; }
+      if ('malformed' in r) { onError(node, pathOf(ancestors, node), `malformed reference "${r.malformed}": write \${NAME} or \${NAME:-default}, or $\${ for a literal \${`); return; }
       // A list item that is exactly one reference takes a comma-separated value as several items:
       // `origins: ["${CORS_ORIGINS}"]` with CORS_ORIGINS=https://a,https://b is two origins.
       const parent = ancestors[ancestors.length - 1];
-      if (typeof key === 'number' && isSeq(parent) && SINGLE_REF.test(node.value) && r.value.includes(',')) {
+      if (typeof key === 'number' && isSeq(parent) && isSingleReference(node.value) && r.value.includes(',')) {
         const items = r.value.split(',').map((s) => s.trim()).filter(Boolean)
           .map((s) => Object.assign(new Scalar(node.type === Scalar.PLAIN ? coerceScalar(s) : s), { range: node.range }));
         parent.items.splice(key, 1, ...items);
@@ -163,8 +187,6 @@ function interpolateDocument(doc: Document, env: NodeJS.ProcessEnv, onMissing: (
     },
   });
 }
-
-const SINGLE_REF = /^\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}$/;
 
 function coerceScalar(v: string): unknown {
   if (/^-?\d+(\.\d+)?$/.test(v)) return Number(v);

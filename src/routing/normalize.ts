@@ -3,8 +3,8 @@
  * - percent-encoded unreserved characters (A-Z a-z 0-9 - . _ ~) are decoded; other escapes are kept, upper-cased;
  * - encoded "/", "\" or NUL, a raw "\", and escapes that do not decode to valid UTF-8 are refused;
  * - duplicate slashes are collapsed and dot-segments removed (RFC 3986 §5.2.4);
- * - a dot segment with path parameters (`..;x`, `.;`) is refused: Tomcat and Spring strip `;…` and then resolve it,
- *   so `/public/..;/admin` would reach `/admin` behind a gateway that matched `/public`.
+ * - a dot-segment with path parameters (`..;x`, `.;`) is refused: Tomcat, Jetty and Spring strip `;…` and then
+ *   resolve it, so `/public/..;/admin` would reach an upstream as `/admin` after matching under `/public`.
  * Returns null for a path that must be refused with 400.
  */
 export function normalizePath(path: string): string | null {
