@@ -24,6 +24,7 @@ export const ERRORS = {
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
   config_invalid: { status: 422, title: 'Config refused' },
   prompt_blocked: { status: 422, title: 'Prompt refused' },
+  upgrade_required: { status: 426, title: 'Upgrade required' },
   rate_limited: { status: 429, title: 'Too many requests' },
   concurrency_limited: { status: 429, title: 'Too many requests in flight' },
   headers_too_large: { status: 431, title: 'Request header fields too large' },

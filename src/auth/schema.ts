@@ -23,6 +23,7 @@ export const jwtProviderSchema = obj({
   queryParam: z.string().optional(),
   /** Claim whose value becomes the identity's plan (when it names a configured plan). */
   planClaim: z.string().prefault('plan'),
+  closeWebSocketsOnExpiry: z.boolean().prefault(true).describe('Close a WebSocket this provider\'s token opened (close code 1008) when the token\'s exp passes; false lets the tunnel outlive the token'),
   jwksCache: obj({
     cooldown: duration.prefault('30s'),
     minTtl: duration.prefault('5m'),

@@ -54,6 +54,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
   onHeaders(status: number, raw: Buffer[] | string[] | null, resume: () => void): boolean {
     if (status < 200) return true; // informational responses are not relayed
     const ctx = this.ctx;
+    if (raw !== null && !framingAccepted(raw)) {
+      // undici reads `chunked, chunked` as chunked; a cache or client behind us may not (RFC 9112 §6.1): never relayed.
+      ctx.abortUpstream?.(Object.assign(new Error('upstream Transfer-Encoding other than chunked'), { code: 'HPE_INVALID_TRANSFER_ENCODING' }));
+      return false;
+    }
     const res = ctx.res;
     ctx.upstreamMs = performance.now() - ctx.upstreamStart;
     this.target.upstream.durationMetric.observe(ctx.upstreamMs / 1000);
@@ -312,4 +317,15 @@ export function dispatchTo(ctx: RequestContext, rt: ProxyEnv, target: Target, at
     headersTimeout: route.timeouts.response,
     bodyTimeout: route.timeouts.idle,
   }, exchange);
+}
+
+/** The upstream response's Transfer-Encoding is absent or exactly one `chunked` (the only coding a proxy relays). */
+function framingAccepted(raw: Buffer[] | string[]): boolean {
+  let seen = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].length !== 17 || raw[i].toString('latin1').toLowerCase() !== 'transfer-encoding') continue;
+    if (seen || raw[i + 1].toString('latin1').trim().toLowerCase() !== 'chunked') return false;
+    seen = true;
+  }
+  return true;
 }

@@ -1,5 +1,6 @@
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { createHash } from 'node:crypto';
 import type { Dispatcher } from 'undici';
 import { GatewayError, toGatewayError } from '../errors.ts';
 import { RequestContext, type Step } from '../pipeline/context.ts';
@@ -12,6 +13,13 @@ import { upstreamError } from './errors.ts';
 import { hasDuplicateCredentials, DUPLICATE_CREDENTIALS, finishExchange, type RequestPath, type RequestPathSource } from '../server/handler.ts';
 import { OUTCOME_FAIL, OUTCOME_NEUTRAL, OUTCOME_OK, type Outcome, type Target } from '../upstreams/upstream.ts';
 import { failover } from '../upstreams/failover.ts';
+import { FrameBoundary, closeFrame } from './ws-frames.ts';
+
+/** RFC 6455 §4.2.1: the key is 16 random bytes in base64 (22 characters, the last one carrying 2 bits, then `==`). */
+const WS_KEY = /^[A-Za-z0-9+/]{21}[AQgw]==$/;
+const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+/** setTimeout's longest delay; a later expiry re-arms. */
+const MAX_TIMER = 2 ** 31 - 1;
 
 /**
  * WebSocket upgrades: the route's steps run first (auth happens before the tunnel opens),
@@ -38,6 +46,15 @@ export function createUpgradeHandler(source: RequestPathSource, tunnels: Set<Dup
 
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return fail(new GatewayError('bad_request', 'Only WebSocket upgrades are supported.'));
     // A tunnel opened now would only be cut when the drain's grace ends: the client reconnects elsewhere instead.
+    // A handshake is a GET without a body (RFC 6455 §4.1); bytes after the head would otherwise reach the upstream
+    // as WebSocket frames nobody checked.
+    const cl = req.headers['content-length'];
+    if ((cl !== undefined && cl !== '0') || req.headers['transfer-encoding'] !== undefined) return fail(new GatewayError('bad_request', 'A WebSocket handshake cannot carry a body.'));
+    const key = req.headers['sec-websocket-key'];
+    if (key === undefined || !WS_KEY.test(key)) return fail(new GatewayError('bad_request', 'Sec-WebSocket-Key is missing or is not 16 bytes in base64.'));
+    const version = req.headers['sec-websocket-version'];
+    if (version === undefined) return fail(new GatewayError('bad_request', 'Sec-WebSocket-Version is missing.'));
+    if (version !== '13') return fail(new GatewayError('upgrade_required', 'Only WebSocket version 13 is supported.', { headers: { 'sec-websocket-version': '13' } }));
     if (rt.isDraining()) return fail(new GatewayError('draining', 'The gateway is shutting down; reconnect shortly.', { headers: { 'retry-after': '1' } }));
     if (hasDuplicateCredentials(req.rawHeaders)) return fail(DUPLICATE_CREDENTIALS);
     const { path: rawPath, query } = splitTarget(req.url ?? '');
@@ -92,9 +109,18 @@ function tunnel(rt: RequestPath, ctx: RequestContext, socket: Duplex, head: Buff
   const handler: Dispatcher.DispatchHandler = {
     onConnect(a) { abort = a; },
     onUpgrade(status, raw, up) {
-      report(OUTCOME_OK);
       socket.off('close', onClientGone);
       ctx.upstreamMs = performance.now() - ctx.upstreamStart;
+      // The upstream must prove it read this handshake (RFC 6455 §4.1, client step 4): anything else is not a
+      // WebSocket server speaking to this client, and no byte of it goes further.
+      if (acceptOf(raw) !== expectedAccept(ctx.req.headers['sec-websocket-key'] as string)) {
+        report(OUTCOME_FAIL);
+        up.destroy();
+        rt.fail(ctx, new GatewayError('upstream_failed', 'The upstream answered the WebSocket handshake without a valid Sec-WebSocket-Accept.'));
+        ctx.res.once('finish', () => socket.end());
+        return;
+      }
+      report(OUTCOME_OK);
       const { headers: h } = clientResponseHeaders(raw ?? [], true);
       let head101 = `HTTP/1.1 ${status} Switching Protocols\r\n`;
       for (let i = 0; i < h.length; i += 2) head101 += `${h[i]}: ${h[i + 1]}\r\n`;
@@ -104,14 +130,37 @@ function tunnel(rt: RequestPath, ctx: RequestContext, socket: Duplex, head: Buff
       if (head.length) up.write(head);
       tunnels.add(socket);
       rt.metrics.inflightStreams.labels('websocket').inc();
+      let expiry: NodeJS.Timeout | undefined;
       const end = () => {
         if (!tunnels.delete(socket)) return;
+        if (expiry !== undefined) clearTimeout(expiry);
         rt.metrics.inflightStreams.labels('websocket').dec();
         up.destroy();
         socket.destroy();
       };
       up.on('error', end).on('close', end);
       socket.on('error', end).on('close', end);
+      const expiresAt = ctx.identity?.expiresAt;
+      if (expiresAt !== undefined) {
+        const toClient = new FrameBoundary();
+        const toUpstream = new FrameBoundary();
+        up.on('data', (c: Buffer) => toClient.push(c));
+        socket.on('data', (c: Buffer) => toUpstream.push(c));
+        // The credential that opened the tunnel has lapsed: both ends get a policy-violation close (1008) between
+        // frames; one caught mid-frame is cut instead.
+        const expire = () => {
+          up.unpipe(socket);
+          socket.unpipe(up);
+          if (toClient.atBoundary) socket.end(closeFrame(1008, 'token expired', false)); else socket.destroy();
+          if (toUpstream.atBoundary) up.end(closeFrame(1008, 'token expired', true)); else up.destroy();
+        };
+        const arm = () => {
+          const left = expiresAt - Date.now();
+          expiry = left > MAX_TIMER ? setTimeout(arm, MAX_TIMER) : setTimeout(expire, Math.max(0, left));
+          expiry.unref();
+        };
+        arm();
+      }
       up.pipe(socket);
       socket.pipe(up);
     },
@@ -136,4 +185,20 @@ function tunnel(rt: RequestPath, ctx: RequestContext, socket: Duplex, head: Buff
     },
   };
   target.pool.dispatch({ path, method: 'GET', headers, upgrade: 'websocket', headersTimeout: route.timeouts.response }, handler);
+}
+
+function expectedAccept(key: string): string {
+  return createHash('sha1').update(key + WS_GUID).digest('base64');
+}
+
+/** The upstream's Sec-WebSocket-Accept; several copies count as none. */
+function acceptOf(raw: Buffer[] | string[] | null): string | undefined {
+  if (raw === null) return undefined;
+  let found: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].length !== 20 || raw[i].toString('latin1').toLowerCase() !== 'sec-websocket-accept') continue;
+    if (found !== undefined) return undefined;
+    found = raw[i + 1].toString('latin1').trim();
+  }
+  return found;
 }
