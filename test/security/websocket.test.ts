@@ -167,7 +167,7 @@ test('Envoy #44525: headers nominated in Connection on an upgrade do not reach t
   assert.equal(handshakes.at(-1)!['x-internal-auth'], undefined);
 });
 
-test('RFC 6455 §7.4.1 / issue 11.4: a WebSocket opened with a JWT is closed with 1008 at the token\'s exp, both ways', async () => {
+test('RFC 6455 §7.4.1 / issue 11.4: a WebSocket opened with a JWT is closed with 1008 at the token\'s exp, both ways', { timeout: 15_000 }, async () => {
   const t = await sign(secretBytes(), { alg: 'HS256', iss: 'https://hs.example', sub: 'short-lived', exp: 2 });
   const closesBefore = upstreamCloses.length;
   const opened = Date.now();
