@@ -106,7 +106,7 @@ export class JwtVerifier {
     const headers: string[] = [];
     for (const [claim, header] of p.claimsToHeaders) {
       const value = identityHeaderValue(claims[claim]);
-      if (value === null) throw invalidToken(`The token's ${claim} claim holds control characters.`);
+      if (value === null) throw invalidToken('A token claim sent upstream holds control characters.');
       if (value !== undefined) headers.push(header, value);
     }
     const exp = (claims.exp as number) * 1000;
