@@ -9,15 +9,20 @@ export function joseHeaderProblem(token: string): string | null {
   const a = token.indexOf('.');
   const b = a < 0 ? -1 : token.indexOf('.', a + 1);
   if (b < 0 || token.indexOf('.', b + 1) >= 0) return null; // not three segments: jose says malformed
-  if (!B64URL.test(token)) return 'The token is not canonical base64url.';
+  if (!B64URL.test(token)) return PADDED.test(token) ? NOT_CANONICAL : MALFORMED;
   const header = token.slice(0, a);
   const sig = token.slice(b + 1);
-  if (!canonical(header) || !canonical(sig)) return 'The token is not canonical base64url.';
+  if (header.length % 4 === 1 || sig.length % 4 === 1) return MALFORMED; // no byte string encodes to that length
+  if (!canonical(header) || !canonical(sig)) return NOT_CANONICAL;
   if (duplicateMember(Buffer.from(header, 'base64url').toString('utf8'))) return 'The token header names a member twice.';
   return null;
 }
 
 const B64URL = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/;
+/** Base64 spellings (padding, the standard alphabet) of what would otherwise be a token. */
+const PADDED = /^[A-Za-z0-9_\-+/=]+\.[A-Za-z0-9_\-+/=]*\.[A-Za-z0-9_\-+/=]*$/;
+const NOT_CANONICAL = 'The token is not canonical base64url.';
+const MALFORMED = 'The token is malformed.';
 
 function canonical(seg: string): boolean {
   return Buffer.from(seg, 'base64url').toString('base64url') === seg;
