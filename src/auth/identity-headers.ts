@@ -20,13 +20,28 @@ export function identityHeaderNames(auth: AuthSection): string[] {
  * CR/LF would split the request). undefined when the claim is absent.
  */
 export function claimHeaderValue(v: unknown): string | undefined {
-  let s: string;
-  if (v === undefined || v === null) return undefined;
-  if (typeof v === 'string') s = v;
-  else if (typeof v === 'number' || typeof v === 'boolean') s = String(v);
-  else if (Array.isArray(v)) s = v.map((x) => (typeof x === 'string' ? x : JSON.stringify(x))).join(',');
-  else s = JSON.stringify(v);
+  const s = claimText(v);
+  if (s === undefined) return undefined;
   return /^[\x20-\x7e]*$/.test(s) ? s : encodeURIComponent(s);
+}
+
+/**
+ * A claim for an identity header (`claimsToHeaders`): as claimHeaderValue, but null when the value holds CR, LF or
+ * NUL. An identity with those has no innocent reading, so the token is refused rather than the value encoded.
+ */
+export function identityHeaderValue(v: unknown): string | undefined | null {
+  const s = claimText(v);
+  if (s === undefined) return undefined;
+  if (/^[\x20-\x7e]*$/.test(s)) return s;
+  return /[\r\n\0]/.test(s) ? null : encodeURIComponent(s);
+}
+
+function claimText(v: unknown): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  if (Array.isArray(v)) return v.map((x) => (typeof x === 'string' ? x : JSON.stringify(x))).join(',');
+  return JSON.stringify(v);
 }
 
 /** Headers no claim may be mapped to: the gateway owns them, or they change how the request is framed or routed. */

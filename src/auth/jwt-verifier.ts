@@ -6,7 +6,8 @@ import { GatewayError } from '../errors.ts';
 import { JwksCache } from './jwks.ts';
 import { loadPublicKey, resolveAlgorithms, type JwsAlg } from './key-material.ts';
 import { VerifiedTokenCache } from './token-cache.ts';
-import { claimHeaderValue } from './identity-headers.ts';
+import { identityHeaderValue } from './identity-headers.ts';
+import { joseHeaderProblem } from './jose-header.ts';
 import { invalidToken } from './challenge.ts';
 
 
@@ -25,6 +26,9 @@ interface Provider {
   key: JWTVerifyGetKey | CryptoKey | KeyObject;
   claimsToHeaders: Array<[claim: string, header: string]>;
   planClaim: string;
+  /** ms; an `iat` later than now + this is refused. */
+  clockSkew: number;
+  closeWebSockets: boolean;
 }
 
 const HMAC_HASH: Record<string, string> = { HS256: 'SHA-256', HS384: 'SHA-384', HS512: 'SHA-512' };
@@ -71,6 +75,9 @@ export class JwtVerifier {
   }
 
   private async verifyCold(token: string): Promise<VerifiedToken> {
+    // Cold path only: a token that fails these never enters the cache, and the cache is keyed by the exact string.
+    const problem = joseHeaderProblem(token);
+    if (problem !== null) throw invalidToken(problem);
     let iss: unknown;
     try { iss = decodeJwt(token).iss; } catch { throw invalidToken('The token is malformed.'); }
     const p = (typeof iss === 'string' ? this.byIssuer.get(iss) : undefined) ?? this.fallback;
@@ -93,13 +100,19 @@ export class JwtVerifier {
     const planClaim = claims[p.planClaim];
     const known = this.plans;
     const plan = typeof planClaim === 'string' && (known.size === 0 || known.has(planClaim)) ? planClaim : this.defaultPlan;
+    const now = Date.now();
+    // jose checks iat only against a maximum age; a token from the future (RFC 7519 §4.1.6) is a clock or a forgery.
+    if (typeof claims.iat === 'number' && claims.iat * 1000 > now + p.clockSkew) throw invalidToken('The token was issued in the future.');
     const headers: string[] = [];
     for (const [claim, header] of p.claimsToHeaders) {
-      const value = claimHeaderValue(claims[claim]);
+      const value = identityHeaderValue(claims[claim]);
+      if (value === null) throw invalidToken('A token claim sent upstream holds control characters.');
       if (value !== undefined) headers.push(header, value);
     }
-    const until = Math.min((claims.exp as number) * 1000, Date.now() + this.ttl);
-    return { identity: { kind: 'jwt', id, plan, claims }, headers, until };
+    const exp = (claims.exp as number) * 1000;
+    const until = Math.min(exp, now + this.ttl);
+    const identity: Identity = p.closeWebSockets ? { kind: 'jwt', id, plan, claims, expiresAt: exp } : { kind: 'jwt', id, plan, claims };
+    return { identity, headers, until };
   }
 
   private buildProvider(p: JwtProviderConfig, jwks: (p: JwtProviderConfig) => JwksCache): Provider {
@@ -114,6 +127,8 @@ export class JwtVerifier {
       name: p.name,
       key,
       planClaim: p.planClaim,
+      clockSkew: p.clockSkew,
+      closeWebSockets: p.closeWebSocketsOnExpiry,
       claimsToHeaders: Object.entries(p.claimsToHeaders).map(([claim, header]) => [claim, header.toLowerCase()]),
       options: {
         algorithms,

@@ -26,6 +26,7 @@ export const jwtProviderSchema = obj({
   claimsToHeaders: z.record(z.string(), z.string()).prefault({}).describe('Claim → request header sent upstream (inbound copies removed).'),
   queryParam: z.string().optional().describe('Also accept the token in this query parameter (for WebSocket clients that cannot set headers); removed before forwarding.'),
   planClaim: z.string().prefault('plan').describe('Claim whose value becomes the identity\'s plan (when it names a configured plan).'),
+  closeWebSocketsOnExpiry: z.boolean().prefault(true).describe('Close a WebSocket this provider\'s token opened (close code 1008) when the token\'s exp passes; false lets the tunnel outlive the token.'),
   jwksCache: obj({
     cooldown: duration.prefault('30s').describe('Least time between refetches triggered by an unknown `kid`.'),
     minTtl: duration.prefault('5m').describe('The JWKS is cached for its Cache-Control max-age, at least this long.'),

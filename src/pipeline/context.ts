@@ -57,6 +57,8 @@ export interface Identity {
   consumer?: string;
   plan?: string;
   claims?: Record<string, unknown>;
+  /** Epoch ms at which a WebSocket this identity opened is closed (a JWT's `exp`, when its provider says so). */
+  expiresAt?: number;
 }
 
 /** Observes the upstream response as it streams (usage metering). Never buffers on the proxy's behalf. */

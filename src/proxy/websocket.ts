@@ -14,6 +14,10 @@ import { upstreamError } from './errors.ts';
 import { hasDuplicateCredentials, DUPLICATE_CREDENTIALS, finishExchange, type RequestPath, type RequestPathSource } from '../server/handler.ts';
 import { OUTCOME_FAIL, OUTCOME_NEUTRAL, OUTCOME_OK, type Outcome, type Target } from '../upstreams/upstream.ts';
 import { failover } from '../upstreams/failover.ts';
+import { FrameBoundary, closeFrame } from './ws-frames.ts';
+
+/** setTimeout's longest delay; a later expiry re-arms. */
+const MAX_TIMER = 2 ** 31 - 1;
 
 /**
  * WebSocket upgrades: the route's steps run first (auth happens before the tunnel opens),
@@ -80,6 +84,7 @@ function handshakeProblem(req: IncomingMessage): GatewayError | null {
   }
   const key = h['sec-websocket-key'];
   if (typeof key !== 'string' || !WS_KEY.test(key)) return new GatewayError('bad_request', 'The Sec-WebSocket-Key header is missing or malformed.');
+  if (h['sec-websocket-version'] === undefined) return new GatewayError('bad_request', 'Sec-WebSocket-Version is missing.');
   if (h['sec-websocket-version'] !== '13') return new GatewayError('upgrade_required', 'Only WebSocket version 13 is supported.', { headers: { 'sec-websocket-version': '13' } });
   return null;
 }
@@ -156,14 +161,37 @@ function tunnel(rt: RequestPath, ctx: RequestContext, socket: Duplex, head: Buff
       if (head.length) up.write(head);
       tunnels.add(socket);
       rt.metrics.inflightStreams.labels('websocket').inc();
+      let expiry: NodeJS.Timeout | undefined;
       const end = () => {
         if (!tunnels.delete(socket)) return;
+        if (expiry !== undefined) clearTimeout(expiry);
         rt.metrics.inflightStreams.labels('websocket').dec();
         up.destroy();
         socket.destroy();
       };
       up.on('error', end).on('close', end);
       socket.on('error', end).on('close', end);
+      const expiresAt = ctx.identity?.expiresAt;
+      if (expiresAt !== undefined) {
+        const toClient = new FrameBoundary();
+        const toUpstream = new FrameBoundary();
+        up.on('data', (c: Buffer) => toClient.push(c));
+        socket.on('data', (c: Buffer) => toUpstream.push(c));
+        // The credential that opened the tunnel has lapsed: both ends get a policy-violation close (1008) between
+        // frames; one caught mid-frame is cut instead.
+        const expire = () => {
+          up.unpipe(socket);
+          socket.unpipe(up);
+          if (toClient.atBoundary) socket.end(closeFrame(1008, 'token expired', false)); else socket.destroy();
+          if (toUpstream.atBoundary) up.end(closeFrame(1008, 'token expired', true)); else up.destroy();
+        };
+        const arm = () => {
+          const left = expiresAt - Date.now();
+          expiry = left > MAX_TIMER ? setTimeout(arm, MAX_TIMER) : setTimeout(expire, Math.max(0, left));
+          expiry.unref();
+        };
+        arm();
+      }
       up.pipe(socket);
       socket.pipe(up);
     },

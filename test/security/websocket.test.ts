@@ -1,124 +1,205 @@
-// WebSocket handshakes (RFC 6455) as an attacker sends them, over raw sockets: what the gateway refuses before any
-// upstream sees it, and what it refuses to relay from an upstream.
+// Adversarial WebSocket cases (RFC 6455), over raw sockets where the ws client would refuse to send the attack.
+// Cases from the gateways' histories: nghttpx CVE-2026-58055 (an upgrade carrying a body), Traefik GHSA-w4v4-9rw7-5326
+// (Upgrade: h2c tunnelled past the middleware), Envoy #44525 (Connection-nominated headers kept on upgrades).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer as createNetServer, type Server as NetServer, type Socket, type AddressInfo } from 'node:net';
 import { createServer, type Server } from 'node:http';
-import { createHash } from 'node:crypto';
-import type { AddressInfo, Socket } from 'node:net';
-import WebSocket from 'ws';
-import { startDemoServer, type DemoServer } from '../../src/demo/services.ts';
-import { startGateway, type TestGateway } from '../helpers.ts';
-import { parseResponse, rawExchange } from '../support/raw-http.ts';
+import WebSocket, { WebSocketServer } from 'ws';
+import { startGateway, eventually, type TestGateway } from '../helpers.ts';
+import { rawExchange, parseResponse, openSocket } from '../support/raw-http.ts';
+import { SECRET, secretBytes, sign } from '../auth/support.ts';
+
+let g: TestGateway;
+let good: Server;
+let wss: WebSocketServer;
+/** Handshakes the real WebSocket upstream saw, with their headers. */
+const handshakes: Array<Record<string, string | string[] | undefined>> = [];
+const upstreamCloses: Array<{ code: number; reason: string }> = [];
+/** A raw upstream answering 101 with whatever Sec-WebSocket-Accept the test sets; records its sockets' fate. */
+let liar: NetServer;
+let liarAccept: string | null = 'not-the-right-accept=';
+const liarSockets: Array<{ closed: boolean }> = [];
 
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
-let up: DemoServer;
-let g: TestGateway;
-/** An upstream that answers every upgrade with 101 and a Sec-WebSocket-Accept chosen by the test. */
-let liar: Server;
-let liarAccept: (key: string) => string | null = () => null;
-const liarSockets: Socket[] = [];
-let upgradesSeen = 0;
 
 before(async () => {
-  up = await startDemoServer({ name: 'realtime' });
-  up.server.on('upgrade', () => { upgradesSeen++; });
-  liar = createServer();
-  liar.on('upgrade', (req, socket) => {
-    liarSockets.push(socket as Socket);
-    const accept = liarAccept(String(req.headers['sec-websocket-key']));
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n${accept === null ? '' : `Sec-WebSocket-Accept: ${accept}\r\n`}\r\n`);
+  good = createServer();
+  wss = new WebSocketServer({ server: good });
+  good.on('upgrade', (req) => handshakes.push(req.headers));
+  wss.on('connection', (ws) => {
+    ws.on('message', (m) => ws.send(String(m)));
+    ws.on('close', (code, reason) => upstreamCloses.push({ code, reason: reason.toString() }));
+  });
+  await new Promise<void>((r) => good.listen(0, '127.0.0.1', r));
+  liar = createNetServer((s: Socket) => {
+    const rec = { closed: false };
+    liarSockets.push(rec);
+    s.on('close', () => { rec.closed = true; });
+    s.on('error', () => {});
+    s.once('data', () => s.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n${liarAccept === null ? '' : `Sec-WebSocket-Accept: ${liarAccept}\r\n`}\r\n`));
   });
   await new Promise<void>((r) => liar.listen(0, '127.0.0.1', r));
   g = await startGateway(`
+auth:
+  jwt:
+    - { name: hs, issuer: https://hs.example, secret: "${SECRET}", queryParam: access_token }
+    - { name: lax, issuer: https://lax.example, secret: "${SECRET}", queryParam: access_token, closeWebSocketsOnExpiry: false }
 upstreams:
-  realtime: { targets: [ ${up.url} ] }
+  good: { targets: [ http://127.0.0.1:${(good.address() as AddressInfo).port} ] }
   liar: { targets: [ http://127.0.0.1:${(liar.address() as AddressInfo).port} ] }
 defaults: { auth: public }
 routes:
-  - { name: ws, match: { path: /ws/echo }, upstream: realtime, websocket: true }
-  - { name: liar, match: { path: /ws/liar }, upstream: liar, websocket: true }
+  - { name: ws, match: { path: /ws }, upstream: good, websocket: true }
+  - { name: ws-liar, match: { path: /ws/liar }, upstream: liar, websocket: true }
+  - { name: ws-jwt, match: { path: /ws/jwt }, upstream: good, websocket: true, auth: jwt }
 `);
 });
 after(async () => {
   await g.close();
-  await up.close();
-  for (const s of liarSockets) s.destroy();
-  await new Promise((r) => liar.close(r));
+  for (const c of wss.clients) c.terminate();
+  await new Promise<void>((r) => good.close(() => r()));
+  await new Promise<void>((r) => liar.close(() => r()));
 });
 
-const port = () => Number(new URL(g.url).port);
-const handshake = (extra: string, path = '/ws/echo') =>
-  `GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n${extra}\r\n`;
+/** A raw handshake; `extra` lines replace nothing, so a test can leave out or repeat any header. */
+function handshake(path: string, lines: string[], body = ''): Promise<ReturnType<typeof parseResponse>> {
+  const head = [`GET ${path} HTTP/1.1`, 'Host: gw.test', 'Upgrade: websocket', 'Connection: Upgrade', ...lines].join('\r\n');
+  return rawExchange(g.port, `${head}\r\n\r\n${body}`).then(parseResponse);
+}
+const std = [`Sec-WebSocket-Key: ${KEY}`, 'Sec-WebSocket-Version: 13'];
 
-test('issue 11 #2: an upgrade request with a body (Content-Length or Transfer-Encoding) is 400, the upstream never sees it', async () => {
-  const before = upgradesSeen;
-  for (const framing of ['Content-Length: 5\r\n', 'Transfer-Encoding: chunked\r\n']) {
-    const body = framing.startsWith('Content') ? 'hello' : '5\r\nhello\r\n0\r\n\r\n';
-    const r = parseResponse(await rawExchange(port(), handshake(`Sec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n${framing}`) + body));
-    assert.equal(r.status, 400, framing);
-    assert.equal(JSON.parse(r.body).code, 'bad_request');
+test('CVE-2026-58055 / RFC 6455 §4.1: an upgrade with a Content-Length body is refused 400 before the upstream is contacted', async () => {
+  const before = handshakes.length;
+  const r = await handshake('/ws', [...std, 'Content-Length: 5'], 'hello');
+  assert.equal(r.status, 400);
+  assert.equal(JSON.parse(r.body).code, 'bad_request');
+  assert.equal(handshakes.length, before, 'the upstream saw the handshake');
+});
+
+test('CVE-2026-58055 / RFC 6455 §4.1: an upgrade with Transfer-Encoding is refused 400 before the upstream is contacted', async () => {
+  const before = handshakes.length;
+  const r = await handshake('/ws', [...std, 'Transfer-Encoding: chunked'], '5\r\nhello\r\n0\r\n\r\n');
+  assert.equal(r.status, 400);
+  assert.equal(handshakes.length, before);
+});
+
+test('RFC 6455 §4.1: Content-Length: 0 on a handshake is harmless and tunnels', async () => {
+  const s = await new Promise<string>((resolve, reject) => {
+    const ws = new WebSocket(`${g.url.replace('http', 'ws')}/ws`, { headers: { 'content-length': '0' } });
+    ws.once('open', () => ws.send('ping'));
+    ws.once('message', (m) => { resolve(String(m)); ws.close(); });
+    ws.once('error', reject);
+  });
+  assert.equal(s, 'ping');
+});
+
+test('RFC 6455 §4.2.1: a missing Sec-WebSocket-Key is refused 400', async () => {
+  const before = handshakes.length;
+  const r = await handshake('/ws', ['Sec-WebSocket-Version: 13']);
+  assert.equal(r.status, 400);
+  assert.match(JSON.parse(r.body).detail, /Sec-WebSocket-Key/);
+  assert.equal(handshakes.length, before);
+});
+
+test('RFC 6455 §4.2.1: a Sec-WebSocket-Key that is not 16 bytes of base64 is refused 400', async () => {
+  for (const key of ['hello', Buffer.alloc(15).toString('base64'), Buffer.alloc(17).toString('base64'), 'dGhlIHNhbXBsZSBub25jZR==', '!!!!!!!!!!!!!!!!!!!!!!==', `${KEY}, ${KEY}`]) {
+    const r = await handshake('/ws', [`Sec-WebSocket-Key: ${key}`, 'Sec-WebSocket-Version: 13']);
+    assert.equal(r.status, 400, key);
   }
-  assert.equal(upgradesSeen, before);
 });
 
-test('issue 11 #3 (RFC 6455 §4.2.1): a missing or malformed Sec-WebSocket-Key is 400 before the upstream', async () => {
-  const before = upgradesSeen;
-  for (const key of ['', 'Sec-WebSocket-Key: short\r\n', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ\r\n', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZR==\r\n', `Sec-WebSocket-Key: ${KEY}x\r\n`]) {
-    const r = parseResponse(await rawExchange(port(), handshake(`${key}Sec-WebSocket-Version: 13\r\n`)));
-    assert.equal(r.status, 400, JSON.stringify(key));
-  }
-  assert.equal(upgradesSeen, before);
-});
-
-test('issue 11 #3 (RFC 6455 §4.4): a version other than 13 is 426 with Sec-WebSocket-Version: 13', async () => {
-  for (const v of ['', 'Sec-WebSocket-Version: 8\r\n', 'Sec-WebSocket-Version: 13, 8\r\n']) {
-    const r = parseResponse(await rawExchange(port(), handshake(`Sec-WebSocket-Key: ${KEY}\r\n${v}`)));
-    assert.equal(r.status, 426, JSON.stringify(v));
+test('RFC 6455 §4.2.2: a version other than 13 is answered 426 with Sec-WebSocket-Version: 13; a missing one 400', async () => {
+  const before = handshakes.length;
+  for (const v of ['8', '12', '14', '13, 8']) {
+    const r = await handshake('/ws', [`Sec-WebSocket-Key: ${KEY}`, `Sec-WebSocket-Version: ${v}`]);
+    assert.equal(r.status, 426, v);
     assert.equal(r.headers['sec-websocket-version'], '13');
     assert.equal(JSON.parse(r.body).code, 'upgrade_required');
   }
+  const r = await handshake('/ws', [`Sec-WebSocket-Key: ${KEY}`]);
+  assert.equal(r.status, 400);
+  assert.equal(handshakes.length, before);
 });
 
-test('RFC 6455 §4.1: a handshake that is not a GET is refused', async () => {
-  const r = parseResponse(await rawExchange(port(), `POST /ws/echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\nContent-Length: 0\r\n\r\n`));
-  assert.ok(r.status === 400 || r.status === 404 || r.status === 405, String(r.status));
+test('RFC 6455 §4.1 (client step 4): an upstream 101 with a wrong Sec-WebSocket-Accept is a 502 and its socket is closed', async () => {
+  liarAccept = 'bm90IHRoZSByaWdodCBvbmU=';
+  const n = liarSockets.length;
+  const r = await handshake('/ws/liar', std);
+  assert.equal(r.status, 502);
+  assert.equal(JSON.parse(r.body).code, 'upstream_failed');
+  assert.ok(!r.raw.includes('101'), 'the 101 reached the client');
+  await eventually(() => liarSockets.length > n && liarSockets[n].closed);
 });
 
-test('issue 11 #3 (RFC 6455 §4.2.2): an upstream 101 with a wrong or missing Sec-WebSocket-Accept is a 502, never relayed', async () => {
-  const cases: Array<[string, (k: string) => string | null]> = [
-    ['missing', () => null],
-    ['wrong', () => createHash('sha1').update('not-the-key').digest('base64')],
-  ];
-  for (const [name, accept] of cases) {
-    liarAccept = accept;
-    const text = await rawExchange(port(), handshake(`Sec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n`, '/ws/liar'));
-    const r = parseResponse(text);
-    assert.equal(r.status, 502, name);
-    assert.doesNotMatch(text, /101 Switching/, name);
-  }
-  // The upstream's socket was closed, not left open behind the refusal.
-  await new Promise((r) => setTimeout(r, 100));
-  assert.ok(liarSockets.length >= 2 && liarSockets.every((s) => s.destroyed || s.readableEnded), 'upstream sockets closed');
+test('RFC 6455 §4.1 (client step 4): an upstream 101 without Sec-WebSocket-Accept is a 502 and its socket is closed', async () => {
+  liarAccept = null;
+  const n = liarSockets.length;
+  const r = await handshake('/ws/liar', std);
+  assert.equal(r.status, 502);
+  await eventually(() => liarSockets.length > n && liarSockets[n].closed);
 });
 
-test('a genuine 101 (the accept matches the key) still tunnels', async () => {
-  liarAccept = (k) => createHash('sha1').update(k + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64');
-  const ws = new WebSocket(`${g.url.replace('http', 'ws')}/ws/echo`);
-  const got = await new Promise<string>((resolve, reject) => {
-    ws.on('open', () => ws.send('ping'));
-    ws.on('message', (m) => { if (/ping/.test(String(m))) resolve(String(m)); });
-    ws.on('error', reject);
+test('RFC 6455 §4.2.2: a valid handshake still tunnels and the client gets the accept computed from its own key', async () => {
+  const text = await new Promise<string>((resolve, reject) => {
+    const ws = new WebSocket(`${g.url.replace('http', 'ws')}/ws`);
+    ws.once('open', () => ws.send('hi'));
+    ws.once('message', (m) => { resolve(String(m)); ws.close(); });
+    ws.once('error', reject);
   });
-  ws.close();
-  assert.match(got, /ping/);
+  assert.equal(text, 'hi');
 });
 
-test('the request-head checks apply to handshakes too: too many header fields (431), userinfo in Host (400)', async () => {
-  const before = upgradesSeen;
-  const many = Array.from({ length: 150 }, (_, i) => `X-Pad-${i}: ${i}\r\n`).join('');
-  const r1 = parseResponse(await rawExchange(port(), handshake(`Sec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n${many}`)));
-  assert.equal(r1.status, 431);
-  const r2 = parseResponse(await rawExchange(port(), `GET /ws/echo HTTP/1.1\r\nHost: gw@evil.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`));
-  assert.equal(r2.status, 400);
-  assert.equal(upgradesSeen, before);
+test('GHSA-w4v4-9rw7-5326 (Traefik h2c smuggling): Upgrade: h2c is never forwarded or tunnelled', async () => {
+  const before = handshakes.length;
+  const text = await rawExchange(g.port, 'GET /ws HTTP/1.1\r\nHost: gw.test\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nConnection: Upgrade, HTTP2-Settings\r\n\r\n');
+  assert.ok(!text.startsWith('HTTP/1.1 101'), text.slice(0, 80));
+  assert.equal(parseResponse(text).status, 400);
+  assert.equal(handshakes.length, before);
+});
+
+test('Envoy #44525: headers nominated in Connection on an upgrade do not reach the upstream', async () => {
+  const s = await openSocket(g.port);
+  const head = new Promise<string>((r) => { let t = ''; s.on('data', (c: Buffer) => { t += c.toString('latin1'); if (t.includes('\r\n\r\n')) r(t); }); });
+  s.write(`GET /ws HTTP/1.1\r\nHost: gw.test\r\nUpgrade: websocket\r\nConnection: Upgrade, X-Internal-Auth\r\nX-Internal-Auth: let-me-in\r\n${std.join('\r\n')}\r\n\r\n`);
+  assert.match(await head, /^HTTP\/1\.1 101/);
+  s.destroy();
+  assert.equal(handshakes.at(-1)!['x-internal-auth'], undefined);
+});
+
+test('RFC 6455 §7.4.1 / issue 11.4: a WebSocket opened with a JWT is closed with 1008 at the token\'s exp, both ways', { timeout: 15_000 }, async () => {
+  const t = await sign(secretBytes(), { alg: 'HS256', iss: 'https://hs.example', sub: 'short-lived', exp: 2 });
+  const closesBefore = upstreamCloses.length;
+  const opened = Date.now();
+  const { code, echoed } = await new Promise<{ code: number; echoed: string }>((resolve, reject) => {
+    let echoed = '';
+    const ws = new WebSocket(`${g.url.replace('http', 'ws')}/ws/jwt?access_token=${t}`);
+    ws.once('open', () => ws.send('still here'));
+    ws.on('message', (m) => { echoed = String(m); });
+    ws.once('close', (c) => resolve({ code: c, echoed }));
+    ws.once('error', reject);
+  });
+  assert.equal(echoed, 'still here', 'the tunnel worked before the expiry');
+  assert.equal(code, 1008);
+  assert.ok(Date.now() - opened >= 900, 'closed long before exp');
+  await eventually(() => upstreamCloses.length > closesBefore);
+  assert.equal(upstreamCloses.at(-1)!.code, 1008);
+});
+
+test('issue 11.4: closeWebSocketsOnExpiry: false lets the tunnel outlive the token', async () => {
+  const t = await sign(secretBytes(), { alg: 'HS256', iss: 'https://lax.example', sub: 'lax', exp: 1 });
+  const ws = new WebSocket(`${g.url.replace('http', 'ws')}/ws/jwt?access_token=${t}`);
+  await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject); });
+  await new Promise((r) => setTimeout(r, 2500));
+  assert.equal(ws.readyState, WebSocket.OPEN);
+  const echo = new Promise<string>((r) => ws.once('message', (m) => r(String(m))));
+  ws.send('after exp');
+  assert.equal(await echo, 'after exp');
+  ws.close();
+});
+
+test('RFC 6455 §10.5 / RFC 8725 §3.10: an expired JWT cannot open a tunnel at all', async () => {
+  const t = await sign(secretBytes(), { alg: 'HS256', iss: 'https://hs.example', sub: 'old', exp: -120 });
+  const r = await handshake(`/ws/jwt?access_token=${t}`, std);
+  assert.equal(r.status, 401);
 });
