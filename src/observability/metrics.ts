@@ -11,7 +11,7 @@ const LATENCY = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
  */
 const REFUSALS: ReadonlyMap<string, string> = new Map([
   ['unauthorized', 'auth'], ['invalid_token', 'auth'], ['forbidden', 'auth'], ['auth_unavailable', 'auth'], ['auth_service_unavailable', 'auth'],
-  ['captcha_failed', 'captcha'], ['captcha_unavailable', 'captcha'],
+  ['captcha_required', 'captcha'], ['captcha_failed', 'captcha'], ['captcha_unavailable', 'captcha'],
   ['cors_rejected', 'cors'],
 ]);
 

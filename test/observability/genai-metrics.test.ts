@@ -46,7 +46,7 @@ routes:
   assert.equal(await chat('gpt-4o', false, 'not-a-key-0000000000'), 401);
   const cap = await request(`${g.url}/signup`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'name=x' });
   await cap.body.text();
-  assert.equal(cap.statusCode, 403);
+  assert.equal(cap.statusCode, 400); // no token at all: captcha_required
   const pre = await request(`${g.url}/v1/chat/completions`, { method: 'OPTIONS', headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' } });
   await pre.body.text();
   assert.equal(pre.statusCode, 403);
@@ -75,7 +75,7 @@ routes:
   // Refusals by kind and reason (the problem code)
   assert.equal(metric(text, 'gatehouse_refusals_total', { route: 'chat', kind: 'auth', reason: 'unauthorized' }), 1);
   assert.equal(metric(text, 'gatehouse_refusals_total', { route: 'chat', kind: 'auth', reason: 'invalid_token' }), 1);
-  assert.equal(metric(text, 'gatehouse_refusals_total', { route: 'signup', kind: 'captcha', reason: 'captcha_failed' }), 1);
+  assert.equal(metric(text, 'gatehouse_refusals_total', { route: 'signup', kind: 'captcha', reason: 'captcha_required' }), 1);
   assert.equal(metric(text, 'gatehouse_refusals_total', { kind: 'cors', reason: 'cors_rejected' }), 1);
   assert.ok(!text.includes(KEY) && !text.includes('not-a-key'));
 });

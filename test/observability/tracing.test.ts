@@ -52,10 +52,10 @@ routes:
   const token = await sign(kp.privateKey, { alg: 'RS256', kid: 'k1', iss: ISS, sub: 'user-CANARY-SUB' });
   const body = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'BODY-CANARY prompt text' }] });
   const inboundTrace = '4bf92f3577b34da6a3ce929d0e0e4736';
-  const r = await request(`${g.url}/v1/chat/completions?api_key=QUERY-CANARY&x=1`, {
+  const r = await request(`${g.url}/v1/chat/completions?sig=QUERY-CANARY&x=1`, {
     method: 'POST', body,
     headers: {
-      authorization: `Bearer ${token}`, 'x-api-key': 'HEADER-CANARY', cookie: 'session=COOKIE-CANARY', 'content-type': 'application/json',
+      authorization: `Bearer ${token}`, 'x-upstream-token': 'HEADER-CANARY', cookie: 'session=COOKIE-CANARY', 'content-type': 'application/json',
       traceparent: `00-${inboundTrace}-00f067aa0ba902b7-01`,
     },
   });
@@ -102,7 +102,7 @@ routes:
 
   // No credential, query value, cookie, prompt or collector header in any span (nor anywhere in the export bodies).
   const exported = collector.raw.join('\n');
-  for (const canary of ['QUERY-CANARY', 'HEADER-CANARY', 'COOKIE-CANARY', 'BODY-CANARY', 'CANARY-SUB', 'COLLECTOR-CANARY', token, token.split('.')[2], 'api_key']) {
+  for (const canary of ['QUERY-CANARY', 'HEADER-CANARY', 'COOKIE-CANARY', 'BODY-CANARY', 'CANARY-SUB', 'COLLECTOR-CANARY', token, token.split('.')[2]]) {
     assert.ok(!exported.includes(canary), `exported spans contain ${canary}`);
   }
   // The collector's header arrived on the export; it appears in no log line.
