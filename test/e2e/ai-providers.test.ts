@@ -100,8 +100,13 @@ test('model routing: the model picks the candidate, the name is rewritten in pla
 
 test('the provider key is injected and the client\'s own credentials never reach the provider', async (t) => {
   const { g, s } = await setup(t);
-  // the client sends its gateway key as a bearer token, plus an x-api-key and an org header of its own
-  const r = await chat(g, { model: 'gpt-4o', messages: [] }, { 'x-api-key': 'client-side-provider-key', 'openai-organization': 'org-client' });
+  // a provider key of the client's own in x-api-key beside its gateway key disagrees with it: refused (issue 11 #6),
+  // so it never reaches the provider either
+  const refused = await chat(g, { model: 'gpt-4o', messages: [] }, { 'x-api-key': 'client-side-provider-key' });
+  assert.equal(refused.status, 401);
+  assert.equal(s.openai.received.length, 0);
+  // the gateway key as a bearer token plus an org header of the client's own
+  const r = await chat(g, { model: 'gpt-4o', messages: [] }, { 'openai-organization': 'org-client' });
   assert.equal(r.status, 200);
   const h = s.openai.received[0].headers;
   assert.equal(h.authorization, `Bearer ${PROVIDER_KEYS.OPENAI_KEY}`);
