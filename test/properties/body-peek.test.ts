@@ -122,6 +122,10 @@ routes:
     assert.equal(got.n, body.length);
     assert.equal(got.sha, createHash('sha256').update(body).digest('hex'), 'the upstream receives the body byte for byte');
     const fits = body.length <= 1024;
-    assert.equal(got.url, json && fits && project === 'p15' ? '/a/route' : '/b/route', 'the body names the route (within the peek)');
+    // The oracle reads the bytes sent, not the generator's flags: a random tail can happen to close the JSON again
+    // (a tail of exactly "}" rebuilds the document; CI found it).
+    let named = false;
+    try { named = (JSON.parse(body.toString('utf8')) as { project?: unknown }).project === 'p15'; } catch { /* not JSON: no condition holds */ }
+    assert.equal(got.url, fits && named ? '/a/route' : '/b/route', 'the body names the route (within the peek)');
   }), { numRuns: 120 });
 });
