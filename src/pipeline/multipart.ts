@@ -191,7 +191,9 @@ export class MultipartRewriter {
       case S.Preamble: {
         // The first delimiter may open the body or follow a preamble line.
         const at = buf.indexOf(this.delim);
-        if (at < 0 || at + this.delim.length + 2 > buf.length) { this.hold(buf, at < 0 ? this.delim.length - 1 : buf.length - at); return EMPTY; }
+        // What is held keeps the CRLF before a delimiter cut by the chunk edge: without it the delimiter, once
+        // complete, would look like one inside a preamble line and the first part would be skipped.
+        if (at < 0 || at + this.delim.length + 2 > buf.length) { this.hold(buf, at < 0 ? this.delim.length + 1 : buf.length - at + Math.min(at, 2)); return EMPTY; }
         if (at > 0 && (buf[at - 1] !== 0x0a || buf[at - 2] !== 0x0d)) return buf.subarray(at + 1);
         this.emitPrepended();
         this.state = S.AfterDelim;

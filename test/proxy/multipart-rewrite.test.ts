@@ -94,3 +94,16 @@ test('refused: no closing boundary (400), a part head over 16 KiB (413), a check
   const smuggle: MultipartPlan = { ...renameDrop, prepend: [{ name: 'note', value: `hi\r\n--${BOUNDARY}\r\ncontent-disposition: form-data; name="user_id"\r\n\r\nvictim` }] };
   assert.equal(code(() => run(body([{ name: 'a', data: Buffer.from('x') }]), smuggle, () => 100)), 'bad_request');
 });
+
+test('a preamble line, then the first delimiter cut by a chunk edge: every two-cut split keeps the first part (CI found a lost one)', () => {
+  const input = body([{ name: 'project_id', data: Buffer.from('User-181473_Project_15') }, { name: 'late', data: Buffer.from('zz') }], 'a preamble line\r\n');
+  const split = (cuts: number[]) => {
+    const rw = new MultipartRewriter(BOUNDARY, renameDrop, 1 << 20);
+    const out: Buffer[] = [];
+    let prev = 0;
+    for (const c of [...cuts, input.length]) { out.push(...rw.push(input.subarray(prev, c))); prev = c; }
+    out.push(...rw.end());
+    return parseMultipart(Buffer.concat(out), CT).map((p) => p.name).join(',');
+  };
+  for (let a = 1; a < 80; a++) for (let b = a + 1; b < 90; b++) assert.equal(split([a, b]), 'injected,avtarType,late', `cuts at ${a} and ${b}`);
+});
