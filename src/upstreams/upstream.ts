@@ -358,11 +358,25 @@ export class Upstream {
 
   private onCircuit(from: CircuitState, to: CircuitState): void {
     this.events.circuit(this, null, from, to);
-    if (to === OPEN) {
-      if (this.timer !== null) clearTimeout(this.timer);
-      this.timer = setTimeout(() => { this.timer = null; if (!this.closed) this.breaker!.canPass(performance.now()); }, Math.max(0, this.breaker!.openUntil - performance.now()) + 1);
-      this.timer.unref();
-    }
+    if (to === OPEN) this.halfOpenOnTime();
+  }
+
+  /**
+   * Half-opens the upstream-wide circuit when its reset time comes, like a target's `wake()`. A timer can fire a
+   * little before `performance.now()` reaches the due time (libuv measures from the loop's cached start of the
+   * iteration that set it): then it is set again rather than leaving the circuit open until the next request.
+   */
+  private halfOpenOnTime(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      const b = this.breaker;
+      if (this.closed || b === null || b.state !== OPEN) return;
+      const now = performance.now();
+      if (now < b.openUntil) return this.halfOpenOnTime();
+      b.canPass(now);
+    }, Math.max(0, this.breaker!.openUntil - performance.now()) + 1);
+    this.timer.unref();
   }
 }
 
