@@ -16,16 +16,12 @@
 import { parseArgs } from 'node:util';
 import { PassThrough } from 'node:stream';
 import { createServer } from 'node:http';
-import { spawn } from 'node:child_process';
-import { readFileSync, readdirSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Pool } from 'undici';
 import { pino } from 'pino';
 import { RequestContext, type Step } from '../src/pipeline/context.ts';
 import { compileSteps } from '../src/policies/index.ts';
 import { buildUpstreams } from '../src/runtime/upstreams.ts';
 import { compileEnv, configFrom } from '../test/support/compile-env.ts';
+import { cpuPerRequest, drive, startBenchGateway } from './lib/gateway-process.ts';
 
 const { values } = parseArgs({ options: { n: { type: 'string', default: '20000' }, rounds: { type: 'string', default: '5' }, requests: { type: 'string', default: '20000' }, 'no-e2e': { type: 'boolean', default: false } } });
 const N = Number(values.n);
@@ -118,54 +114,25 @@ if (!values['no-e2e']) await endToEnd(Number(values.requests));
 async function endToEnd(total: number): Promise<void> {
   const upstream = createServer((req, res) => { req.resume(); req.on('end', () => res.writeHead(200, { 'content-type': 'application/json', 'content-length': ANSWER.length }).end(ANSWER)); });
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-  const dir = mkdtempSync(join(tmpdir(), 'gh-ai-bench-'));
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  writeFileSync(join(dir, 'gatehouse.yaml'), `
+  const gw = await startBenchGateway((port) => `
 server: { listen: 127.0.0.1:${port}, environment: development }
 admin: { enabled: false }
 observability: { log: { level: warn, format: json } }
 ${routesYaml(`http://127.0.0.1:${(upstream.address() as { port: number }).port}`)}`);
-  const child = spawn(process.execPath, [join(import.meta.dirname, '..', 'bin', 'gatehouse.mjs'), 'start', '--config', join(dir, 'gatehouse.yaml')], { stdio: ['ignore', 'ignore', 'inherit'] });
-  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 16 });
   try {
-    for (let i = 0; ; i++) {
-      try { const r = await pool.request({ path: '/healthz', method: 'GET' }); await r.body.text(); if (r.statusCode === 200) break; } catch { /* not up yet */ }
-      if (i > 200) throw new Error('gateway did not start');
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    const cpuNs = () => readdirSync(`/proc/${child.pid}/task`).reduce((sum, t) => sum + Number(readFileSync(`/proc/${child.pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]), 0);
-    const drive = async (c: Case, n: number) => {
-      let next = 0;
-      const worker = async () => {
-        while (next++ < n) {
-          const r = await pool.request({ path: c.path, method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer client-key' }, body: BODY });
-          await r.body.dump();
-          if (r.statusCode !== 200) throw new Error(`${c.name}: ${r.statusCode}`);
-        }
-      };
-      await Promise.all(Array.from({ length: 16 }, worker));
-    };
-    for (const c of CASES) await drive(c, 2000); // warm-up
-    const CHUNK = 1000;
-    const cycles = Math.max(1, Math.round(total / CHUNK));
-    const ns = CASES.map(() => 0);
-    for (let k = 0; k < cycles; k++) {
-      for (let j = 0; j < CASES.length; j++) {
-        const i = (k + j) % CASES.length;
-        const before = cpuNs();
-        await drive(CASES[i], CHUNK);
-        ns[i] += cpuNs() - before;
-      }
-    }
-    const e = ns.map((x) => x / (cycles * CHUNK) / 1000);
-    console.log(`\ngateway process CPU µs per request (all threads; ${cycles * CHUNK} requests per route in chunks of ${CHUNK}, order rotated; 16 connections)\n`);
+    const run = (i: number, n: number) => drive(n, async () => {
+      const c = CASES[i];
+      const r = await gw.pool.request({ path: c.path, method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer client-key' }, body: BODY });
+      await r.body.dump();
+      if (r.statusCode !== 200) throw new Error(`${c.name}: ${r.statusCode}`);
+    });
+    for (let i = 0; i < CASES.length; i++) await run(i, 2000); // warm-up
+    const { us: e, perCase } = await cpuPerRequest(gw, CASES.length, total, run);
+    console.log(`\ngateway process CPU µs per request (all threads; ${perCase} requests per route in chunks of 1000, order rotated; 16 connections)\n`);
     console.log('route               µs/req   added vs plain   ratio');
     CASES.forEach((c, i) => console.log(`${c.name.padEnd(19)} ${fmt(e[i])}   ${i === 0 ? '        ' : fmt(e[i] - e[0])}         ${i === 0 ? '' : (e[i] / e[0]).toFixed(2)}`));
   } finally {
-    await pool.close();
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
+    await gw.close();
     upstream.close();
-    rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -109,20 +109,14 @@ if (values.e2e) await endToEnd(Number(values.requests));
 
 async function endToEnd(total: number): Promise<void> {
   const { createServer } = await import('node:http');
-  const { spawn } = await import('node:child_process');
-  const { readFileSync, readdirSync, mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
-  const { Pool } = await import('undici');
+  const { cpuPerRequest, drive, startBenchGateway } = await import('./lib/gateway-process.ts');
 
   const body = JSON.stringify({ id: 'bench', object: 'chat.completion', choices: [{ message: { content: 'ok' } }] });
   const upstream = createServer((req, res) => { req.resume(); res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body); });
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
   const upPort = (upstream.address() as { port: number }).port;
-  const dir = mkdtempSync(join(tmpdir(), 'gh-jwt-bench-'));
-  const port = 20000 + Math.floor(Math.random() * 20000);
   const q = (x: string) => JSON.stringify(x);
-  writeFileSync(join(dir, 'gatehouse.yaml'), `
+  const gw = await startBenchGateway((port) => `
 server: { listen: 127.0.0.1:${port}, environment: development }
 admin: { enabled: false }
 observability: { log: { level: warn, format: json } }
@@ -136,15 +130,7 @@ routes:
   - { name: public, match: { path: /public }, upstream: u, auth: public }
   - { name: jwt, match: { path: /jwt }, upstream: u, auth: jwt }
 `);
-  const child = spawn(process.execPath, ['bin/gatehouse.mjs', 'start', '--config', join(dir, 'gatehouse.yaml')], { stdio: ['ignore', 'ignore', 'inherit'] });
-  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 16 });
   try {
-    for (let i = 0; ; i++) {
-      try { const r = await pool.request({ path: '/healthz', method: 'GET' }); await r.body.text(); if (r.statusCode === 200) break; } catch { /* not up yet */ }
-      if (i > 200) throw new Error('gateway did not start');
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    const cpuNs = () => readdirSync(`/proc/${child.pid}/task`).reduce((sum, t) => sum + Number(readFileSync(`/proc/${child.pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]), 0);
     const tok = (alg: string, key: unknown, iss: string) => new SignJWT({}).setProtectedHeader({ alg }).setSubject('bench-user').setIssuer(iss).setExpirationTime('2h').sign(key as Uint8Array);
     const hsToken = await tok('HS256', new TextEncoder().encode(secret), 'https://hs.bench');
     // "public+hdr" sends the same Authorization header to the public route: it separates the cost of carrying
@@ -156,39 +142,20 @@ routes:
       ['jwt RS256', '/jwt', { authorization: `Bearer ${await tok('RS256', rsa.privateKey, 'https://rs.bench')}` }],
       ['jwt ES256', '/jwt', { authorization: `Bearer ${await tok('ES256', ec.privateKey, 'https://es.bench')}` }],
     ];
-    const drive = async (path: string, headers: Record<string, string>, n: number) => {
-      let next = 0;
-      const worker = async () => {
-        while (next++ < n) {
-          const r = await pool.request({ path, method: 'GET', headers });
-          await r.body.dump();
-          if (r.statusCode !== 200) throw new Error(`${path}: ${r.statusCode}`);
-        }
-      };
-      await Promise.all(Array.from({ length: 16 }, worker));
-    };
-    for (const [, path, h] of cases) await drive(path, h, 2000); // warm-up (JIT, pools, token cache)
+    const run = (i: number, n: number) => drive(n, async () => {
+      const [, path, headers] = cases[i];
+      const r = await gw.pool.request({ path, method: 'GET', headers });
+      await r.body.dump();
+      if (r.statusCode !== 200) throw new Error(`${path}: ${r.statusCode}`);
+    });
+    for (let i = 0; i < cases.length; i++) await run(i, 2000); // warm-up (JIT, pools, token cache)
     // Small chunks, order rotated every cycle: drift (other load on the machine, GC, JIT) spreads evenly over the routes.
-    const CHUNK = 1000;
-    const cycles = Math.max(1, Math.round(total / CHUNK));
-    const ns = cases.map(() => 0);
-    for (let c = 0; c < cycles; c++) {
-      for (let k = 0; k < cases.length; k++) {
-        const i = (c + k) % cases.length;
-        const before = cpuNs();
-        await drive(cases[i][1], cases[i][2], CHUNK);
-        ns[i] += cpuNs() - before;
-      }
-    }
-    const us = ns.map((x) => x / (cycles * CHUNK) / 1000);
-    console.log(`\ngateway process CPU µs per request (all threads; ${cycles * CHUNK} requests per route in chunks of ${CHUNK}, order rotated; 16 connections)\n`);
+    const { us, perCase } = await cpuPerRequest(gw, cases.length, total, run);
+    console.log(`\ngateway process CPU µs per request (all threads; ${perCase} requests per route in chunks of 1000, order rotated; 16 connections)\n`);
     console.log('route         µs/req   added vs public   added vs public+hdr');
     cases.forEach(([name], i) => console.log(`${name.padEnd(11)} ${fmt(us[i])}   ${i === 0 ? '        ' : fmt(us[i] - us[0])}          ${i < 2 ? '' : fmt(us[i] - us[1])}`));
   } finally {
-    await pool.close();
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
+    await gw.close();
     upstream.close();
-    rmSync(dir, { recursive: true, force: true });
   }
 }
