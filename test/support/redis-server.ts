@@ -14,16 +14,22 @@ export async function freePort(): Promise<number> {
 }
 
 export async function startRedis(): Promise<OwnRedis> {
-  const port = await freePort();
+  let port = await freePort();
   let proc: ChildProcess | null = null;
-  const start = async () => {
-    proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  /** false when redis-server exited before answering (its port was taken meanwhile by another test process). */
+  const boot = async (): Promise<boolean> => {
+    const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    proc = p;
     const probe = new Redis({ port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
     probe.on('error', () => { /* not up yet: retried below */ });
-    for (let i = 0; i < 100; i++) {
-      try { await probe.connect(); await probe.ping(); probe.disconnect(); return; } catch { probe.disconnect(); await new Promise((r) => setTimeout(r, 50)); }
+    for (let i = 0; i < 200; i++) {
+      if (p.exitCode !== null || p.signalCode !== null) return false;
+      try { await probe.connect(); await probe.ping(); probe.disconnect(); return true; } catch { probe.disconnect(); await new Promise((r) => setTimeout(r, 50)); }
     }
-    throw new Error('redis-server did not start');
+    throw new Error(`redis-server on ${port} did not start`);
+  };
+  const start = async () => {
+    if (!(await boot())) throw new Error(`redis-server on ${port} exited at start`);
   };
   const stop = async () => {
     const p = proc;
@@ -33,6 +39,10 @@ export async function startRedis(): Promise<OwnRedis> {
     p.kill('SIGKILL');
     await gone;
   };
-  await start();
+  // The first start may move to another port; a restart (`start()` after `stop()`) keeps the one clients know.
+  for (let attempt = 0; !(await boot()); attempt++) {
+    if (attempt >= 4) throw new Error(`redis-server exited at start on ${attempt + 1} ports`);
+    port = await freePort();
+  }
   return { port, url: `redis://127.0.0.1:${port}`, stop, start };
 }
