@@ -62,7 +62,8 @@ export function createRequestHandler(source: RequestPathSource, head: HeadLimits
     ctx.lease = rt;
     (res as TrackedResponse).ctx = ctx;
     (res as TrackedResponse).path = rt;
-    res.once('close', onClose);
+    // 'close' is emitted once per response: on() spares the wrapper once() allocates per request.
+    res.on('close', onClose);
     ctx.requestId = requestIdFrom(req.headers['x-request-id'] as string | undefined);
     const tracing = source.tracing;
     if (tracing === null) ctx.traceparent = nextTraceparent(req.headers.traceparent as string | undefined);

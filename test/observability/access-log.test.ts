@@ -84,3 +84,22 @@ test('a chunked upload is counted in bytesIn', async () => {
   const line = (await eventually(() => g.logs.find((l) => l.type === 'access' && l.requestId === 'log-chunked')))!;
   assert.equal(line.bytesIn, 1500);
 });
+
+test('hostile request ids, paths and methods still give one valid JSON access line each (values are quoted, not pasted)', async () => {
+  const cases: Array<{ path: string; method: string; id: string }> = [
+    { path: '/echo/q%22uote%5Cback', method: 'GET', id: 'a"b\\c' },
+    { path: '/echo/%E2%9C%93%0A', method: 'PURGE', id: 'x'.repeat(129) },
+    { path: '/echo/plain', method: 'GET', id: 'ok-id-hostile-3' },
+  ];
+  for (const c of cases) {
+    const r = await request(`${g.url}${c.path}`, { method: c.method, headers: { 'x-request-id': c.id } });
+    await r.body.dump();
+  }
+  await eventually(() => g.logs.some((l) => l.type === 'access' && l.requestId === 'ok-id-hostile-3'));
+  const lines = g.rawLogs().split('\n').filter((l) => l.includes('"type":"access"'));
+  for (const l of lines) assert.doesNotThrow(() => JSON.parse(l), l);
+  const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  // An id outside the accepted charset or length is replaced, never written as sent.
+  assert.ok(!parsed.some((l) => l.requestId === 'a"b\\c' || l.requestId === 'x'.repeat(129)));
+  assert.ok(parsed.some((l) => l.method === 'PURGE'));
+});

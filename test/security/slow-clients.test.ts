@@ -27,7 +27,8 @@ before(async () => {
     res.on('close', () => { closed = true; });
     while (bigWritten < BIG && !closed) {
       bigWritten += chunk.length;
-      if (!res.write(chunk)) await new Promise((r) => { res.once('drain', r); res.once('close', r); });
+      // Both listeners go once either fires (a 'close' listener per drain wait piled up: MaxListenersExceededWarning).
+      if (!res.write(chunk)) await new Promise<void>((r) => { const done = () => { res.off('drain', done).off('close', done); r(); }; res.on('drain', done).on('close', done); });
     }
     res.end();
   });
