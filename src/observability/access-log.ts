@@ -1,6 +1,4 @@
-import { pino } from 'pino';
-import type { Logger } from './logger.ts';
-import { LogSink } from './log-sink.ts';
+import { destinationOf, logSinkOf, type Logger } from './logger.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 
 export type AccessLog = (ctx: RequestContext, status: number, ms: number) => void;
@@ -29,9 +27,10 @@ function quoted(s: string): string {
  */
 export function createAccessLog(logger: Logger, enabled: boolean): AccessLog | null {
   if (!enabled || !logger.isLevelEnabled('info')) return null;
-  const stream = (logger as unknown as Record<symbol, { write(s: string): unknown }>)[pino.symbols.streamSym];
+  const sink = logSinkOf(logger);
+  const stream = destinationOf(logger);
   // The process's own stdout sink lets access lines wait for a full chunk (src/observability/log-sink.ts).
-  const out = stream instanceof LogSink ? (s: string) => stream.writeLazy(s) : (s: string) => { stream.write(s); };
+  const out = sink !== null ? (s: string) => sink.writeLazy(s) : (s: string) => { stream.write(s); };
   return (ctx, status, ms) => {
     // The request id and the client IP need no escaping: an id is a UUID or passed REQUEST_ID's charset
     // (src/observability/trace.ts), an address came from the socket or passed isIP (src/server/client-ip.ts).

@@ -89,7 +89,8 @@ export class LogSink {
   }
 
   private enqueue(b: Buffer): void {
-    if (this.queued + b.length > MAX_QUEUED) { this.dropped++; return; }
+    // A chunk holds many lines: each is counted (the drop path is rare, so the scan costs nothing that matters).
+    if (this.queued + b.length > MAX_QUEUED) { this.dropped += countLines(b); return; }
     this.queue.push(b);
     this.queued += b.length;
   }
@@ -122,4 +123,10 @@ export class LogSink {
       return 0;
     }
   }
+}
+
+function countLines(b: Buffer): number {
+  let n = 0;
+  for (let i = b.indexOf(10); i !== -1; i = b.indexOf(10, i + 1)) n++;
+  return n;
 }

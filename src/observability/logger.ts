@@ -33,3 +33,14 @@ function stdoutSink(): LogSink {
   }
   return stdout;
 }
+
+/** The logger's destination stream (pino keeps it under a symbol). */
+export function destinationOf(logger: Logger): { write(s: string): unknown } {
+  return (logger as unknown as Record<symbol, { write(s: string): unknown }>)[pino.symbols.streamSym];
+}
+
+/** The LogSink a logger writes to, or null when it writes elsewhere (a test's stream, pino-pretty). */
+export function logSinkOf(logger: Logger): LogSink | null {
+  const d = destinationOf(logger);
+  return d instanceof LogSink ? d : null;
+}

@@ -48,11 +48,22 @@ export class Metrics {
   readonly ttfe = new HotHistogram('gatehouse_time_to_first_event_seconds', 'Server-sent event streams: time from request received to the first event bytes sent (time to first token), by route.', ['route'], LATENCY, this.registry);
   readonly refusals = new Counter({ name: 'gatehouse_refusals_total', help: 'Requests refused by auth, captcha or CORS, by route, kind and reason (the problem code).', labelNames: ['route', 'kind', 'reason'], registers: [this.registry] });
   readonly tracingDropped = new Counter({ name: 'gatehouse_tracing_spans_dropped_total', help: 'Spans not exported: queue_full (the export queue was at observability.tracing.maxQueueSize) or export_failed (the collector refused or was unreachable).', labelNames: ['reason'], registers: [this.registry] });
+  /** Where log lines dropped for a stuck stdout are counted (src/observability/log-sink.ts); set by the runtime. */
+  logSink: { readonly dropped: number } | null = null;
+  readonly logLinesDropped: Counter;
   private readonly routes = new Map<string, RouteSeries>();
   private readonly firstBytes = new Map<string, HotHistogramChild>();
   private readonly firstEvents = new Map<string, HotHistogramChild>();
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
+    const metrics = this;
+    this.logLinesDropped = new Counter({
+      name: 'gatehouse_log_lines_dropped_total',
+      help: 'Log lines (access and gateway) dropped because the stdout reader fell 16 MiB behind.',
+      registers: [this.registry],
+      // Read from the sink at scrape time: the sink counts, nothing is added on the logging path.
+      collect() { this.reset(); const n = metrics.logSink?.dropped ?? 0; if (n > 0) this.inc(n); },
+    });
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'gatehouse_' });
   }
 

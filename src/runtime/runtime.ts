@@ -7,7 +7,7 @@ import cluster from 'node:cluster';
 import type { Config } from '../config/schema.ts';
 import { ConfigError, formatIssue, formatPath } from '../config/errors.ts';
 import type { LoadedConfig } from '../config/load.ts';
-import { createLogger, type Logger } from '../observability/logger.ts';
+import { createLogger, logSinkOf, type Logger } from '../observability/logger.ts';
 import { Metrics } from '../observability/metrics.ts';
 import type { RequestTracing, TracingOptions } from '../observability/tracing.ts';
 import { peerAddress } from '../server/client-ip.ts';
@@ -96,6 +96,7 @@ export class Runtime implements RequestPathSource, GenerationHost {
     const log = config.observability.log;
     this.logger = opts.logger ?? createLogger({ level: log.level, format: log.format ?? (config.server.environment === 'development' ? 'pretty' : 'json'), destination: opts.logDestination });
     this.metrics = new Metrics({ defaultMetrics: opts.defaultMetrics });
+    this.metrics.logSink = logSinkOf(this.logger);
     this.upstreamEvents = new UpstreamTelemetry(this.logger, this.metrics.registry);
     this.store = createStore(config.state, this.logger);
     this.consumers = createConsumerRegistry(config.state, { logger: this.logger, clustered: cluster.isWorker });

@@ -71,3 +71,33 @@ routes:
     up.close();
   }
 });
+
+test('a reader that stops reading costs at most 16 MiB: later lines are dropped, counted, and shown as gatehouse_log_lines_dropped_total', async () => {
+  const { LogSink } = await import('../../src/observability/log-sink.ts');
+  const { Metrics } = await import('../../src/observability/metrics.ts');
+  // The write end of a pipe nobody reads: libuv makes the parent's end non-blocking, so a full pipe is EAGAIN.
+  const reader = spawn('sleep', ['30'], { stdio: ['pipe', 'ignore', 'ignore'] });
+  try {
+    const fd = (reader.stdin as unknown as { _handle: { fd: number } })._handle.fd;
+    const sink = new LogSink(fd);
+    const metrics = new Metrics({ defaultMetrics: false });
+    metrics.logSink = sink;
+    const line = JSON.stringify({ msg: 'x'.repeat(1000) }) + '\n';
+    const lines = 30 * 1024; // ~30 MiB against 16 MiB of queue and what the pipe's buffer takes (a few MiB)
+    for (let i = 0; i < lines; i++) sink.writeLazy(line);
+    sink.flush(); // the last, partly filled chunk too
+    // What was kept is what fits in 16 MiB plus the pipe's buffer: the rest was counted, not held.
+    const kept = lines - sink.dropped;
+    assert.ok(kept * line.length <= 24 * 1024 * 1024, `kept ${kept} lines of ${lines}`);
+    assert.ok(sink.dropped > 0, 'lines were dropped');
+    const text = await metrics.registry.metrics();
+    assert.match(text, new RegExp(`^gatehouse_log_lines_dropped_total ${sink.dropped}$`, 'm'));
+    // More lines into the stuck pipe: all dropped and counted, none held.
+    const before = sink.dropped;
+    for (let i = 0; i < 1000; i++) sink.writeLazy(line);
+    sink.flush();
+    assert.equal(sink.dropped, before + 1000, 'every line counted, not every chunk');
+  } finally {
+    reader.kill('SIGKILL');
+  }
+});
