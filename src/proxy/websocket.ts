@@ -5,6 +5,7 @@ import type { Dispatcher } from 'undici';
 import { GatewayError, toGatewayError } from '../errors.ts';
 import { RequestContext, type Step } from '../pipeline/context.ts';
 import { normalizePath, splitTarget } from '../routing/normalize.ts';
+import { AMBIGUOUS_PARAMS, paramsRouteElsewhere } from '../routing/path-params.ts';
 import { conditionsHold } from '../routing/table.ts';
 import { nextTraceparent, requestIdFrom } from '../observability/trace.ts';
 import { peerAddress } from '../server/client-ip.ts';
@@ -56,6 +57,7 @@ export function createUpgradeHandler(source: RequestPathSource, tunnels: Set<Dup
     ctx.path = path;
     ctx.query = query;
     const m = rt.table.match('GET', path);
+    if (path.indexOf(';') !== -1 && paramsRouteElsewhere(rt.table, 'GET', path, m)) return fail(AMBIGUOUS_PARAMS);
     if (m.kind !== 'found') return fail(new GatewayError('not_found', `No WebSocket route matches ${path}.`));
     const q = query !== null ? new URLSearchParams(query) : null;
     const route = m.candidates.find((c) => c.websocket && conditionsHold(c, req.headers, q));

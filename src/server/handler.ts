@@ -3,6 +3,7 @@ import { GatewayError, sendProblem, toGatewayError } from '../errors.ts';
 import { RequestContext, type CompiledRoute, type Lease, type Step } from '../pipeline/context.ts';
 import { normalizePath, splitTarget } from '../routing/normalize.ts';
 import { conditionsHold, type RouteTable } from '../routing/table.ts';
+import { AMBIGUOUS_PARAMS, paramsRouteElsewhere } from '../routing/path-params.ts';
 import { nextTraceparent, requestIdFrom } from '../observability/trace.ts';
 import type { RequestTracing } from '../observability/tracing.ts';
 import { forward, type ProxyEnv } from '../proxy/forward.ts';
@@ -88,6 +89,7 @@ export function createRequestHandler(source: RequestPathSource, head: HeadLimits
     if (hasDuplicateCredentials(req.rawHeaders)) return rt.fail(ctx, DUPLICATE_CREDENTIALS);
     if (rt.preflight !== undefined && req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined && rt.preflight(ctx)) return;
     const m = rt.table.match(req.method ?? 'GET', path);
+    if (path.indexOf(';') !== -1 && paramsRouteElsewhere(rt.table, req.method ?? 'GET', path, m)) return rt.fail(ctx, AMBIGUOUS_PARAMS);
     if (m.kind === 'not_found') return rt.fail(ctx, new GatewayError('not_found', `No route matches ${req.method} ${path}.`));
     if (m.kind === 'method_not_allowed') return rt.fail(ctx, new GatewayError('method_not_allowed', `${req.method} is not allowed here.`, { headers: { allow: m.allow } }));
     ctx.params = m.params;

@@ -22,6 +22,7 @@ routes:
   - { name: public, match: { path: /public, prefix: true }, upstream: app, auth: public }
   - { name: admin, match: { path: /admin, prefix: true }, upstream: app, auth: apikey }
   - { name: api, match: { path: /api, prefix: true }, upstream: app, auth: public, rewrite: { stripPrefix: /api } }
+  - { name: vault, match: { path: /public/vault, prefix: true }, upstream: app, auth: apikey }
 `);
 });
 after(async () => {
@@ -98,6 +99,22 @@ test('Apache Shiro CVE-2020-1957 / Tomcat path parameters: "/public/..;/admin" (
   assert.equal(ok.upstreamPath, '/public/a;b=1/c');
 });
 
+test('path parameters on an ordinary segment (Spring/Tomcat strip ";…" before routing, CVE-2020-1957 class): "/public/vault;x" would reach the key-protected /public/vault under the public route → 400, never forwarded', async () => {
+  for (const target of ['/public/vault;x', '/public/vault;jsessionid=1/keys', '/public;x/vault/keys', '/public/vault;/keys']) {
+    const r = await probe(target);
+    assert.equal(r.status, 400, target);
+    assert.equal(r.upstreamPath, null, `${target} reached the upstream`);
+  }
+  // Control: the protected route itself asks for the key.
+  assert.equal((await probe('/public/vault/keys')).status, 401);
+  // A ";" that routes the same either way is data and passes untouched.
+  for (const target of ['/public/file;v=2', '/public/vaulted;x', '/admin;x/y'.replace('/admin', '/public/a')]) {
+    const r = await probe(target);
+    assert.equal(r.status, 200, target);
+    assert.equal(r.upstreamPath, target);
+  }
+});
+
 test('Traefik CVE-2026-48020: "/api../admin" does not match the stripped /api prefix into /admin upstream', async () => {
   await neverAdmin('/api../admin');
   await neverAdmin('/api%2e%2e/admin');
@@ -146,8 +163,8 @@ test('the matched path is what goes up: 40 mixed spellings of /public/a/b all ar
   }
 });
 
-test('Shiro CVE-2020-11989 class: "/admin;x/users" is not the /admin route (no prefix match through a path parameter): 404, not forwarded', async () => {
+test('Shiro CVE-2020-11989 class: "/admin;x/users" is not the /admin route (no prefix match through a path parameter), and a servlet would read it as /admin/users: 400, not forwarded', async () => {
   const r = await probe('/admin;jsessionid=x/users');
-  assert.equal(r.status, 404);
+  assert.equal(r.status, 400);
   assert.equal(r.upstreamPath, null);
 });

@@ -203,3 +203,11 @@ test('RFC 6455 §10.5 / RFC 8725 §3.10: an expired JWT cannot open a tunnel at 
   const r = await handshake(`/ws/jwt?access_token=${t}`, std);
   assert.equal(r.status, 401);
 });
+
+test('path parameters in a handshake are read like a servlet would (CVE-2020-1957 class): "/ws/jwt;x" routes elsewhere once ";x" is dropped → 400, not the upgrade', async () => {
+  const before = handshakes.length;
+  const r = await handshake('/ws/jwt;x', std);
+  assert.equal(r.status, 400);
+  assert.equal(JSON.parse(r.body).code, 'bad_path');
+  assert.equal(handshakes.length, before, 'the upstream was not contacted');
+});
