@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { availableParallelism } from 'node:os';
+import { usableCpus } from './cpu-quota.ts';
 import { loadConfigFile, type LoadedConfig } from '../config/load.ts';
 import { ConfigError, formatIssue } from '../config/errors.ts';
 import { Runtime } from '../runtime/runtime.ts';
@@ -125,8 +125,8 @@ async function start(file: string, v: Record<string, string | boolean | undefine
   if (v['log-level']) overrides['observability.log.level'] = v['log-level'];
   const loaded = load(file, overrides);
   const reread = () => loadConfigFile(file, { overrides });
-  // `auto`: one worker per core this process may use (cgroup CPU limits included, as far as Node sees them).
-  const workers = v.workers === 'auto' ? availableParallelism() : v.workers ? Number(v.workers) : 1;
+  // `auto`: one worker per core this process may use: CPU affinity, capped by a cgroup CPU quota (src/cli/cpu-quota.ts).
+  const workers = v.workers === 'auto' ? usableCpus().cpus : v.workers ? Number(v.workers) : 1;
   if (!Number.isInteger(workers) || workers < 1) die('--workers must be a positive integer or "auto"', 2);
   if (workers > 1 && isPrimary()) {
     await compile(loaded).close(); // a bad config fails here, once, not in every worker
