@@ -52,9 +52,11 @@ routes:
   const limited = statuses.filter((s) => s === 429).length;
   assert.equal(ok, 100, `allowed ${ok}`);
   assert.equal(limited, 900);
-  // every replica took part in admitting
-  const perGateway = [0, 1, 2].map((g) => statuses.filter((s, i) => i % 3 === g && s === 200).length);
-  assert.ok(perGateway.every((n) => n > 0), `per replica: ${perGateway}`);
+  // Every replica answered its third, each from the shared count: three separate counts would admit up to 300.
+  // Which replicas admit the first 100 is a race (on a loaded machine one replica's answers may all come after the
+  // limit was reached: 37, 63, 0 was seen in a full run on this 2-core machine), so the split is not asserted.
+  const perGateway = [0, 1, 2].map((g) => statuses.filter((s, i) => i % 3 === g && (s === 200 || s === 429)).length);
+  assert.deepEqual(perGateway, [334, 333, 333], `answers per replica: ${perGateway}`);
 
   // --- a token quota with streamed answers: what is settled is what the upstream reported ---
   const results = await Promise.all(Array.from({ length: 120 }, async (_, i) => {
