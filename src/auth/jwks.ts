@@ -1,4 +1,3 @@
-import { request } from 'undici';
 import { createLocalJWKSet, type JWTHeaderParameters, type FlattenedJWSInput, type JSONWebKeySet } from 'jose';
 import type { Logger } from '../observability/logger.ts';
 import { GatewayError } from '../errors.ts';
@@ -92,6 +91,8 @@ export class JwksCache {
 
   private async fetchOnce(): Promise<{ jwks: JSONWebKeySet; ttl: number }> {
     const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.opts.timeout)]);
+    // undici's index (for `request`) is loaded by the first JWKS fetch, not by every gateway: see upstreams/undici.ts.
+    const { request } = await import('undici');
     const res = await request(this.opts.uri, { method: 'GET', headers: { accept: 'application/jwk-set+json, application/json' }, signal });
     if (res.statusCode !== 200) {
       res.body.resume();

@@ -1,4 +1,4 @@
-import { Agent, request } from 'undici';
+import { Agent } from '../upstreams/undici.ts';
 
 /**
  * Captcha providers and their siteverify protocol. All four take the same form POST
@@ -63,6 +63,8 @@ export class CaptchaVerifier {
   async verify(token: string, remoteIp: string): Promise<Verdict> {
     let answer: Answer;
     try {
+      // undici's index (for `request`) is loaded by the first verification, not by every gateway: see upstreams/undici.ts.
+      const { request } = await import('undici');
       const res = await request(this.url, {
         method: 'POST',
         dispatcher: this.agent,

@@ -1,5 +1,4 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import { request } from 'undici';
 import { parse as parseYaml } from 'yaml';
 
 /**
@@ -216,6 +215,7 @@ export async function readOpenApiText(src: string): Promise<{ text: string; doc:
   if (/^https?:\/\//i.test(src)) {
     let r;
     try {
+      const { request } = await import('undici'); // loaded when used: see upstreams/undici.ts
       r = await request(src, { headers: { accept: 'application/json, application/yaml;q=0.9, */*;q=0.1' }, headersTimeout: 10_000, bodyTimeout: 10_000 });
     } catch (e) {
       throw new ImportError(`cannot fetch ${src}: ${(e as Error).message}`);

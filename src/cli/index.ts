@@ -5,8 +5,6 @@ import { ConfigError, formatIssue } from '../config/errors.ts';
 import { Runtime } from '../runtime/runtime.ts';
 import { watchConfig } from '../runtime/watch.ts';
 import { describeRoutes, formatRouteTable } from '../routing/describe.ts';
-import { runImport } from './import-openapi.ts';
-import { runToken, runHashKey } from './token.ts';
 import { COMMANDS, usage } from './help.ts';
 import { isPrimary, isWorker, runPrimary, serveReloadsFromPrimary, workerOptions } from './workers.ts';
 
@@ -71,11 +69,14 @@ export async function main(argv: string[]): Promise<void> {
     }
     case 'token':
     case 'hash-key': {
+      // Imported here, like demo and check --live: `start` should not load jose's signing side or the OpenAPI importer.
+      const { runToken, runHashKey } = await import('./token.ts');
       const code = cmd === 'token' ? await runToken(v) : await runHashKey(args.positionals as string[], v);
       if (code !== 0) process.exit(code);
       return;
     }
     case 'import': {
+      const { runImport } = await import('./import-openapi.ts');
       const code = await runImport(args.positionals as string[], v);
       if (code !== 0) process.exit(code);
       return;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Pool } from 'undici';
+import { Pool } from '../upstreams/undici.ts';
 import type { Logger } from '../observability/logger.ts';
 
 /**

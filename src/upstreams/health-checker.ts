@@ -1,4 +1,4 @@
-import { Client } from 'undici';
+import { Client } from './undici.ts';
 
 export interface HealthCheckConfig {
   path: string;

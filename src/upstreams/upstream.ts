@@ -1,4 +1,4 @@
-import { Pool } from 'undici';
+import { Pool } from './undici.ts';
 import type { Timeouts, UpstreamConfig } from './schema.ts';
 import { GatewayError } from '../errors.ts';
 import { createBalancer, type Balancer } from './balancer.ts';
