@@ -15,7 +15,7 @@
 # Proxy on CPU 0, upstream (the shared harness's upstream.mjs) and load on CPU 1. Prints one line per round and the
 # medians.
 set -euo pipefail
-SHARED=${SHARED_BENCH:-$(cd "$(dirname "$0")/../../shared/bench" 2>/dev/null && pwd)}
+source "$(dirname "$0")/lib/one-route.sh"
 ROUNDS=5 RATE=3000 SECS=4 SAT=0
 while [ $# -gt 0 ]; do case $1 in
   --rounds) ROUNDS=$2; shift 2;; --rate) RATE=$2; shift 2;; --seconds) SECS=$2; shift 2;; --saturate) SAT=1; shift;; *) break;;
@@ -24,14 +24,13 @@ esac; done
 names=() cmds=(); while [ $# -ge 2 ]; do names+=("$1"); cmds+=("$2"); shift 2; done
 export SAT
 T=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$T"' EXIT
-free() { node -e 's=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
-UPP=$(free); taskset -c 1 node "$SHARED/upstream.mjs" "$UPP" >/dev/null 2>&1 &
+start_upstream 1
 TCK=$(getconf CLK_TCK)
 for r in $(seq 1 "$ROUNDS"); do
   for i in "${!names[@]}"; do
-    P=$(free)
-    printf 'server: { listen: 127.0.0.1:%s, environment: production }\nadmin: { listen: 127.0.0.1:0 }\nupstreams:\n  u: { targets: [ { url: http://127.0.0.1:%s } ], pool: { connections: 128 } }\nroutes:\n  - { name: all, match: { path: /, prefix: true }, upstream: u, auth: public }\n' "$P" "$UPP" > "$T/c$P.yaml"
-    c=${cmds[$i]//\{PORT\}/$P}; c=${c//\{UP\}/http://127.0.0.1:$UPP}; c=${c//\{CONFIG\}/$T/c$P.yaml}
+    P=$(free_port)
+    one_route_config "$P" "$T/c$P.yaml"
+    c=$(proxy_command "${cmds[$i]}" "$P" "$T/c$P.yaml")
     bash -c "exec taskset -c 0 $c" >/dev/null 2>&1 & pid=$!
     for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$P") 2>/dev/null && break; sleep 0.1; done
     if [ "$SAT" = 1 ]; then

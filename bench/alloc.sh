@@ -9,21 +9,20 @@
 # COMMAND starts a proxy with `node ...` (the flag is inserted after `node`); {PORT}, {UP} and {CONFIG} as in
 # bench/ab.sh. Proxy on CPU 0, upstream and load on CPU 1.
 set -euo pipefail
-SHARED=${SHARED_BENCH:-$(cd "$(dirname "$0")/../../shared/bench" 2>/dev/null && pwd)}
+source "$(dirname "$0")/lib/one-route.sh"
 REQS=40000 RATE=2000
 while [ $# -gt 0 ]; do case $1 in
   --requests) REQS=$2; shift 2;; --rate) RATE=$2; shift 2;; *) break;;
 esac; done
 [ $# -ge 2 ] || { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 T=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$T"' EXIT
-free() { node -e 's=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
-UPP=$(free); taskset -c 1 node "$SHARED/upstream.mjs" "$UPP" >/dev/null 2>&1 &
+start_upstream 1
 now() { date +%s%3N; }
 while [ $# -ge 2 ]; do
   name=$1 cmd=$2; shift 2
-  P=$(free)
-  printf 'server: { listen: 127.0.0.1:%s, environment: production }\nadmin: { listen: 127.0.0.1:0 }\nupstreams:\n  u: { targets: [ { url: http://127.0.0.1:%s } ], pool: { connections: 128 } }\nroutes:\n  - { name: all, match: { path: /, prefix: true }, upstream: u, auth: public }\n' "$P" "$UPP" > "$T/c$P.yaml"
-  c=${cmd//\{PORT\}/$P}; c=${c//\{UP\}/http://127.0.0.1:$UPP}; c=${c//\{CONFIG\}/$T/c$P.yaml}
+  P=$(free_port)
+  one_route_config "$P" "$T/c$P.yaml"
+  c=$(proxy_command "${cmd}" "$P" "$T/c$P.yaml")
   c=${c/node /node --trace-gc-nvp }
   t0=$(now)
   bash -c "exec taskset -c 0 $c" > "$T/gc-$name.txt" 2>&1 & pid=$!

@@ -11,22 +11,20 @@
 #                          before 'node /tmp/base/bin/gatehouse.mjs start --config {CONFIG}' \
 #                          after  'node bin/gatehouse.mjs start --config {CONFIG}'
 set -euo pipefail
-SHARED=${SHARED_BENCH:-$(cd "$(dirname "$0")/../../shared/bench" 2>/dev/null && pwd)}
+source "$(dirname "$0")/lib/one-route.sh"
 ROUNDS=6 SETTLE=0.3
 while [ $# -gt 0 ]; do case $1 in
   --rounds) ROUNDS=$2; shift 2;; --settle) SETTLE=$2; shift 2;; *) break;;
 esac; done
 [ $# -ge 2 ] || { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
-[ -f "$SHARED/upstream.mjs" ] || { echo "idle-rss: shared bench not found (set SHARED_BENCH)" >&2; exit 1; }
 names=() cmds=(); while [ $# -ge 2 ]; do names+=("$1"); cmds+=("$2"); shift 2; done
 T=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$T"' EXIT
-free() { node -e 's=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
-UPP=$(free); node "$SHARED/upstream.mjs" "$UPP" >/dev/null 2>&1 &
+start_upstream
 for r in $(seq 1 "$ROUNDS"); do
   for i in "${!names[@]}"; do
-    P=$(free)
-    printf 'server: { listen: 127.0.0.1:%s, environment: production }\nadmin: { listen: 127.0.0.1:0 }\nupstreams:\n  u: { targets: [ { url: http://127.0.0.1:%s } ], pool: { connections: 128 } }\nroutes:\n  - { name: all, match: { path: /, prefix: true }, upstream: u, auth: public }\n' "$P" "$UPP" > "$T/c$P.yaml"
-    c=${cmds[$i]//\{PORT\}/$P}; c=${c//\{UP\}/http://127.0.0.1:$UPP}; c=${c//\{CONFIG\}/$T/c$P.yaml}
+    P=$(free_port)
+    one_route_config "$P" "$T/c$P.yaml"
+    c=$(proxy_command "${cmds[$i]}" "$P" "$T/c$P.yaml")
     bash -c "exec $c" >/dev/null 2>&1 & pid=$!
     for _ in $(seq 1 150); do curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$P/json" && break; sleep 0.1; done
     sleep "$SETTLE"
