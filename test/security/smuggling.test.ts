@@ -4,26 +4,18 @@
 // nothing, or exactly the one request the client meant?
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startGateway, type TestGateway } from '../helpers.ts';
+import type { TestGateway } from '../helpers.ts';
 import { assertProblem } from '../support/problem.ts';
 import { openSocket, parseResponse, rawExchange, readUntilClose } from '../support/raw-http.ts';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/recording-upstream.ts';
+import { startAppGateway, type RecordingUpstream } from '../support/recording-upstream.ts';
 import { h2connect, h2request } from '../support/h2.ts';
 
 let up: RecordingUpstream;
 let g: TestGateway;
 
 before(async () => {
-  up = await startRecordingUpstream();
-  g = await startGateway(`
-server:
-  http2: { cleartext: true }
-upstreams:
-  app: { targets: [ ${up.url} ] }
-defaults: { auth: public }
-routes:
-  - { name: v1, match: { path: /v1, prefix: true }, upstream: app }
-`);
+  ({ up, g } = await startAppGateway(`
+  - { name: v1, match: { path: /v1, prefix: true }, upstream: app }`));
 });
 after(async () => {
   await g.close();

@@ -7,7 +7,7 @@ import { connect as h2raw, constants as h2 } from 'node:http2';
 import { startGateway, type TestGateway } from '../helpers.ts';
 import { assertProblem } from '../support/problem.ts';
 import { openSocket, parseResponse, readUntilClose, rawExchange } from '../support/raw-http.ts';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/recording-upstream.ts';
+import { startAppGateway, startRecordingUpstream, type RecordingUpstream } from '../support/recording-upstream.ts';
 import { request } from 'undici';
 import { hs256 } from '../e2e/harness.ts';
 
@@ -15,17 +15,9 @@ let up: RecordingUpstream;
 let g: TestGateway;
 
 before(async () => {
-  up = await startRecordingUpstream();
-  g = await startGateway(`
-server:
-  http2: { cleartext: true }
-upstreams:
-  app: { targets: [ ${up.url} ] }
-defaults: { auth: public }
-routes:
+  ({ up, g } = await startAppGateway(`
   - { name: upload, match: { path: /v1/upload, methods: [POST] }, upstream: app, limits: { maxBodySize: 16kb } }
-  - { name: big, match: { path: /v1/big, methods: [POST] }, upstream: app, limits: { maxBodySize: 100mb } }
-`);
+  - { name: big, match: { path: /v1/big, methods: [POST] }, upstream: app, limits: { maxBodySize: 100mb } }`));
 });
 after(async () => {
   await g.close();

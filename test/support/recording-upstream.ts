@@ -2,6 +2,7 @@
 // the service behind the gateway is the only thing that matters in a smuggling or path-confusion case.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { startGateway, type TestGateway } from '../helpers.ts';
 
 export interface Received {
   method: string;
@@ -63,4 +64,22 @@ export function startRecordingUpstream(handle?: (r: Received, res: ServerRespons
       close: () => new Promise<void>((r) => { for (const s of sockets) s.destroy(); server.close(() => r()); }),
     });
   }));
+}
+
+/**
+ * The adversarial suite's usual setup: a recording upstream named `app` behind a gateway with h2c beside HTTP/1.1
+ * and public routes; `routes` is the YAML list under `routes:` (one `  - {...}` item a line).
+ */
+export async function startAppGateway(routes: string): Promise<{ up: RecordingUpstream; g: TestGateway }> {
+  const up = await startRecordingUpstream();
+  const g = await startGateway(`
+server:
+  http2: { cleartext: true }
+upstreams:
+  app: { targets: [ ${up.url} ] }
+defaults: { auth: public }
+routes:
+${routes}
+`);
+  return { up, g };
 }
